@@ -1,0 +1,130 @@
+"""The public compile API: `opencann.compile(model, backend="ref") -> CompiledModel`.
+
+    >>> import opencann, numpy as np
+    >>> m = opencann.compile("mlp.onnx")                                # doctest: +SKIP
+    >>> m.run({"x": np.zeros((1, 784), np.float32)})["y"].shape         # doctest: +SKIP
+    (1, 10)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+from .engine import Interpreter, bind_ops
+from .engine.infer import infer_graph
+from .errors import InputError, OpenCannError
+from .ir import Graph, OptionalType, SequenceType, TensorType, Value
+
+BACKENDS = ("ref",)
+
+
+def _model_name(model: Any) -> str:
+    if isinstance(model, (str, os.PathLike)):
+        return os.path.basename(os.fspath(model))
+    if isinstance(model, Graph):
+        return model.name
+    return getattr(getattr(model, "graph", None), "name", None) or type(model).__name__
+
+
+def to_graph(model: Any) -> tuple[Graph, str]:
+    """Bring `model` (a path to .onnx, ONNX bytes, a ModelProto or a Graph) into the IR."""
+    if isinstance(model, Graph):
+        return model, model.name
+    from .frontends.onnx import import_model
+
+    return import_model(model), _model_name(model)
+
+
+def compile(model: Any, backend: str | None = None) -> "CompiledModel":  # noqa: A001 - the API's name
+    """Import, check and prepare `model` to run on `backend` (default: the `OPENCANN_BACKEND`
+    environment variable, else "ref")."""
+    backend = backend or os.environ.get("OPENCANN_BACKEND") or "ref"
+    if backend not in BACKENDS:
+        raise OpenCannError(f"backend {backend!r} cannot compile models yet; available: {', '.join(BACKENDS)}")
+    graph, name = to_graph(model)
+    bound = bind_ops(graph, name)
+    infer_graph(graph, bound, name)
+    return CompiledModel(graph, name, backend)
+
+
+class CompiledModel:
+    """A model ready to run. `run(feeds)` takes a dict of input name -> array and returns a dict of
+    output name -> array; inputs are checked against the declared (possibly symbolic) types."""
+
+    def __init__(self, graph: Graph, name: str, backend: str):
+        self.graph = graph
+        self.name = name
+        self.backend = backend
+        self._exec = Interpreter(graph, name)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [v.name for v in self.graph.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [v.name for v in self.graph.outputs]
+
+    def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        checked = check_feeds(self.name, self.graph.inputs, feeds)
+        return self._exec.run(checked)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{v.name}: {v.type!r}" for v in self.graph.inputs)
+        return f"<CompiledModel {self.name!r} on {self.backend}: ({ins}) -> {self.output_names}>"
+
+
+def _check_value(model: str, v: Value, x: Any, t, symbols: dict[str, tuple[int, str]]) -> Any:
+    what = f"model {model!r}: input {v.name!r}"
+    if t is None:
+        return x
+    if isinstance(t, OptionalType):
+        return None if x is None else _check_value(model, v, x, t.elem, symbols)
+    if isinstance(t, SequenceType):
+        if not isinstance(x, (list, tuple)):
+            raise InputError(f"{what} is a sequence ({t!r}); pass a list of arrays, not {type(x).__name__}")
+        return [_check_value(model, v, e, t.elem, {}) for e in x]
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x, dtype=t.dtype.np)
+        except (TypeError, ValueError) as e:
+            raise InputError(f"{what} expects {t!r}; {type(x).__name__} cannot be converted: {e}") from None
+    if dtypes.from_numpy(x.dtype) != t.dtype:
+        raise InputError(f"{what} expects dtype {t.dtype.name} but got {x.dtype}; convert it with "
+                         f".astype(np.{t.dtype.np.name if t.dtype.kind != 'string' else 'object_'})")
+    if t.shape is not None:
+        if x.ndim != len(t.shape):
+            raise InputError(f"{what} expects rank {len(t.shape)} ({t!r}) but got shape {list(x.shape)}")
+        for i, (d, s) in enumerate(zip(t.shape, x.shape)):
+            if isinstance(d, int) and d != s:
+                raise InputError(f"{what} expects {t!r} but got shape {list(x.shape)} (dim {i} must be {d})")
+            if isinstance(d, str):
+                seen = symbols.setdefault(d, (s, v.name))
+                if seen[0] != s:
+                    raise InputError(f"{what} has {d}={s} (dim {i}) but input {seen[1]!r} has {d}={seen[0]}; "
+                                     f"inputs sharing the symbol {d!r} must agree")
+    return x
+
+
+def check_feeds(model: str, inputs: list[Value], feeds: dict[str, Any]) -> dict[str, Any]:
+    """Check `feeds` against the graph inputs; raise `InputError` naming every problem."""
+    if not isinstance(feeds, dict):
+        raise InputError(f"model {model!r}: run() takes a dict of input name -> array, not {type(feeds).__name__}")
+    expected = {v.name for v in inputs}
+    missing = [f"{v.name}: {v.type!r}" for v in inputs
+               if v.name not in feeds and not isinstance(v.type, OptionalType)]
+    unknown = sorted(k for k in feeds if k not in expected)
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append("missing input(s) " + ", ".join(missing))
+        if unknown:
+            parts.append("unknown input name(s) " + ", ".join(map(repr, unknown)))
+        raise InputError(f"model {model!r}: " + "; ".join(parts) +
+                         f". The model's inputs are: {', '.join(f'{v.name}: {v.type!r}' for v in inputs)}")
+    symbols: dict[str, tuple[int, str]] = {}
+    return {v.name: _check_value(model, v, feeds.get(v.name), v.type, symbols) for v in inputs}
