@@ -1,0 +1,199 @@
+"""The C compiler driver and the on-disk kernel cache of the `cpu` backend.
+
+A binary is stored as `<cache>/<key[:2]>/<key>.so`, where the key hashes the program's source (or
+the caller's cache key), the compiler flags, the compiler's version and the host ISA. The file
+appears atomically (compiled to a temporary name, then renamed) under an fcntl lock, so concurrent
+processes compile a kernel once and never load a half-written file. A cached binary loads without
+running the compiler: the compiler's version is itself cached, by the compiler binary's path, size
+and modification time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+from ..base import BackendError
+
+__all__ = ["cache_dir", "find_compiler", "compiler_version", "host_isa", "default_flags",
+           "KernelCache"]
+
+_FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-fno-math-errno",
+          "-fno-trapping-math", "-std=gnu11", "-fPIC", "-shared"]
+
+
+def cache_dir() -> str:
+    """`OPENCANN_CACHE_DIR`, or ~/.cache/opencann/kernels."""
+    d = os.environ.get("OPENCANN_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "opencann", "kernels")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def find_compiler() -> str | None:
+    """The C compiler: `CC` if set, else gcc, clang or cc found on PATH."""
+    cc = os.environ.get("CC")
+    if cc:
+        return shutil.which(cc) or (cc if os.path.exists(cc) else None)
+    for name in ("gcc", "clang", "cc"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def default_flags() -> list:
+    extra = os.environ.get("OPENCANN_CFLAGS", "").split()
+    return _FLAGS + extra
+
+
+@contextlib.contextmanager
+def _locked(path: str):
+    with open(path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield f
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+_versions: dict = {}
+
+
+def compiler_version(cc: str) -> str:
+    """`cc --version`'s first line, cached on disk by the compiler binary's identity."""
+    real = os.path.realpath(cc)
+    st = os.stat(real)
+    ident = f"{real}:{st.st_size}:{st.st_mtime_ns}"
+    if ident in _versions:
+        return _versions[ident]
+    index = os.path.join(cache_dir(), "compilers.json")
+    try:
+        with open(index) as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        known = {}
+    if ident not in known:
+        try:
+            out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60)
+        except OSError as e:
+            raise BackendError(f"cannot run the C compiler {cc!r}: {e}") from e
+        if out.returncode != 0:
+            raise BackendError(f"`{cc} --version` failed: {out.stderr.strip()}")
+        with _locked(index + ".lock"):
+            try:
+                with open(index) as f:
+                    known = json.load(f)
+            except (OSError, ValueError):
+                known = {}
+            known[ident] = (out.stdout.splitlines() or ["?"])[0]
+            tmp = f"{index}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(known, f)
+            os.replace(tmp, index)
+    _versions[ident] = known[ident]
+    return known[ident]
+
+
+_isa = None
+_ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+              "avx512_bf16", "avx512_fp16", "amx_tile", "asimd", "sve")
+
+
+def host_isa() -> str:
+    """A short description of the host CPU (arch, model, SIMD flags): part of every cache key."""
+    global _isa
+    if _isa is None:
+        model, flags = platform.processor(), set()
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    key, _, val = line.partition(":")
+                    key = key.strip()
+                    if key in ("model name", "CPU part") and not model:
+                        model = val.strip()
+                    elif key == "model name":
+                        model = val.strip()
+                    elif key in ("flags", "Features"):
+                        flags = set(val.split())
+                    if key == "" and flags:
+                        break
+        except OSError:
+            pass
+        _isa = f"{platform.machine()}|{model}|" + ",".join(f for f in _ISA_FLAGS if f in flags)
+    return _isa
+
+
+def simd_flags() -> set:
+    return set(host_isa().rsplit("|", 1)[-1].split(","))
+
+
+class KernelCache:
+    """Compiles C sources to shared libraries, once per key, across threads and processes."""
+
+    def __init__(self, directory: str | None = None, cc: str | None = None, flags=None):
+        self.directory = directory or cache_dir()
+        self.cc = cc or find_compiler()
+        self.flags = list(flags or default_flags())
+        self._pool = None
+
+    def key(self, source_key: str) -> str:
+        if self.cc is None:
+            raise BackendError("no C compiler found: install gcc or clang, or set CC")
+        h = hashlib.sha256()
+        for part in (source_key, " ".join(self.flags), compiler_version(self.cc), host_isa()):
+            h.update(part.encode())
+            h.update(b"\0")
+        return h.hexdigest()[:40]
+
+    def path(self, key: str) -> str:
+        return os.path.join(self.directory, key[:2], key + ".so")
+
+    def lookup(self, source_key: str) -> str | None:
+        """The cached binary for `source_key`, or None (never compiles)."""
+        p = self.path(self.key(source_key))
+        return p if os.path.exists(p) else None
+
+    def build(self, source: str, source_key: str | None = None) -> str:
+        """The binary of `source` (compiled now unless cached); returns its path."""
+        key = self.key(source_key or hashlib.sha256(source.encode()).hexdigest())
+        out = self.path(key)
+        if os.path.exists(out):
+            return out
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with _locked(out[:-3] + ".lock"):
+            if os.path.exists(out):  # another process compiled it while we waited
+                return out
+            src_path = out[:-3] + ".c"
+            with open(src_path, "w") as f:
+                f.write(source)
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(out))
+            os.close(fd)
+            cmd = [self.cc, *self.flags, "-o", tmp, src_path, "-lm"]
+            try:
+                res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            except OSError as e:
+                os.unlink(tmp)
+                raise BackendError(f"cannot run the C compiler {self.cc!r}: {e}") from e
+            if res.returncode != 0:
+                os.unlink(tmp)
+                raise BackendError(f"C compile failed ({' '.join(cmd)}):\n{res.stderr[-4000:]}")
+            os.replace(tmp, out)
+        return out
+
+    def build_many(self, items) -> list:
+        """Compile several (source, source_key) pairs in parallel; returns their paths in order."""
+        items = list(items)
+        if len(items) <= 1:
+            return [self.build(s, k) for s, k in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2))
+        return list(self._pool.map(lambda sk: self.build(*sk), items))

@@ -1,0 +1,290 @@
+"""C code every generated kernel starts with: math, storage conversions, scratch memory, `dot`.
+
+The transcendental functions are branch-free polynomial approximations (Cephes-style range
+reduction) so that gcc and clang vectorize the loops that call them; they are within a few ulp of
+libm. `oc_dot_f32` is a packed, register-blocked matrix multiply: AVX-512 (6x32), AVX2+FMA (6x16)
+or portable (4x8) micro-kernels, chosen at run time from the CPU's flags.
+"""
+
+PRELUDE = r"""
+#include <stdint.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define OC_X86 1
+#endif
+
+#define OC_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define OC_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define OC_CLAMP(x, lo, hi) OC_MIN(OC_MAX((x), (lo)), (hi))
+
+/* per-thread scratch memory for tiles, kept between launches */
+static _Thread_local char *oc_tls_buf;
+static _Thread_local size_t oc_tls_cap;
+static char *oc_scratch(size_t n) {
+  if (n > oc_tls_cap) {
+    free(oc_tls_buf);
+    size_t m = (n + 63) & ~(size_t)63;
+    oc_tls_buf = (char *)aligned_alloc(64, m);
+    oc_tls_cap = oc_tls_buf ? m : 0;
+  }
+  return oc_tls_buf;
+}
+
+static inline float oc_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t oc_to_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float oc_bf16_to_f32(uint16_t h) { return oc_from_bits((uint32_t)h << 16); }
+static inline uint16_t oc_f32_to_bf16(float f) {
+  uint32_t u = oc_to_bits(f);
+  uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return (uint16_t)(((u & 0x7fffffffu) > 0x7f800000u) ? ((u >> 16) | 0x40u) : r);
+}
+static inline float oc_bf16_round(float f) { return oc_bf16_to_f32(oc_f32_to_bf16(f)); }
+
+static inline float oc_exp(float x) {
+  float xc = x < -87.5f ? -87.5f : (x > 88.3f ? 88.3f : x);
+  float n = floorf(xc * 1.44269504088896341f + 0.5f);
+  float r = xc - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  float s = oc_from_bits((uint32_t)((int32_t)n + 127) << 23);
+  float res = p * s;
+  res = x < -87.33654f ? 0.0f : res;
+  res = x > 88.72283f ? INFINITY : res;
+  return res;
+}
+
+static inline float oc_log(float x) {
+  int den = x < 1.17549435e-38f;
+  float xs = den ? x * 8388608.0f : x;
+  uint32_t u = oc_to_bits(xs);
+  int32_t e = (int32_t)((u >> 23) & 0xffu) - 127 - (den ? 23 : 0);
+  float m = oc_from_bits((u & 0x007fffffu) | 0x3f800000u);
+  int big = m > 1.41421356f;
+  m = big ? m * 0.5f : m;
+  e = big ? e + 1 : e;
+  float f = m - 1.0f, z = f * f;
+  float y = 7.0376836292e-2f;
+  y = y * f - 1.1514610310e-1f;
+  y = y * f + 1.1676998740e-1f;
+  y = y * f - 1.2420140846e-1f;
+  y = y * f + 1.4249322787e-1f;
+  y = y * f - 1.6668057665e-1f;
+  y = y * f + 2.0000714765e-1f;
+  y = y * f - 2.4999993993e-1f;
+  y = y * f + 3.3333331174e-1f;
+  y = y * f * z;
+  float fe = (float)e;
+  y += -2.12194440e-4f * fe;
+  y += -0.5f * z;
+  float r = f + y + 0.693359375f * fe;
+  r = x == 0.0f ? -INFINITY : r;
+  r = x < 0.0f ? NAN : r;
+  r = x == INFINITY ? INFINITY : r;
+  return x != x ? x : r;
+}
+
+static inline float oc_tanh(float x) {
+  float a = fabsf(x), z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  float small = p * z * x + x;
+  float big = 1.0f - 2.0f / (oc_exp(2.0f * a) + 1.0f);
+  big = x < 0.0f ? -big : big;
+  return a < 0.625f ? small : big;
+}
+
+static inline float oc_erf(float x) {
+  float a = fabsf(x), z = x * x;
+  float s = 1.20553e-4f;
+  s = s * z - 8.5483270e-4f;
+  s = s * z + 5.22397762e-3f;
+  s = s * z - 2.686617064e-2f;
+  s = s * z + 1.1283791671e-1f;
+  s = s * z - 3.7612638903e-1f;
+  s = (s * z + 1.1283791671f) * x;
+  float t = 1.0f / (1.0f + 0.3275911f * a);
+  float q = 1.061405429f;
+  q = q * t - 1.453152027f;
+  q = q * t + 1.421413741f;
+  q = q * t - 0.284496736f;
+  q = q * t + 0.254829592f;
+  float y = 1.0f - q * t * oc_exp(-a * a);
+  y = x < 0.0f ? -y : y;
+  return a < 0.5f ? s : y;
+}
+
+static inline float oc_sigmoid(float x) { return 1.0f / (1.0f + oc_exp(-x)); }
+
+/* ---- dot: C[M][N] += A[M][K] @ B[K][N] over row-major tile buffers ---- */
+
+static int oc_isa_level(void) {
+  static int level = -1;
+  if (level < 0) {
+    int l = 0;
+#ifdef OC_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) l = 1;
+    if (l && __builtin_cpu_supports("avx512f")) l = 2;
+#endif
+    const char *env = getenv("OPENCANN_CPU_ISA");
+    if (env && !strcmp(env, "avx2") && l > 1) l = 1;
+    if (env && !strcmp(env, "generic")) l = 0;
+    level = l;
+  }
+  return level;
+}
+
+static void oc_pack_a(int M, int K, const float *A, float *Ap, int MR) {
+  for (int i0 = 0; i0 < M; i0 += MR) {
+    int mr = OC_MIN(MR, M - i0);
+    for (int k = 0; k < K; k++) {
+      for (int r = 0; r < mr; r++) Ap[r] = A[(size_t)(i0 + r) * K + k];
+      for (int r = mr; r < MR; r++) Ap[r] = 0.0f;
+      Ap += MR;
+    }
+  }
+}
+
+static void oc_pack_b(int K, int N, const float *B, float *Bp, int NR) {
+  for (int j0 = 0; j0 < N; j0 += NR) {
+    int nr = OC_MIN(NR, N - j0);
+    for (int k = 0; k < K; k++) {
+      const float *src = B + (size_t)k * N + j0;
+      if (nr == NR) {
+        memcpy(Bp, src, sizeof(float) * NR);
+      } else {
+        for (int j = 0; j < nr; j++) Bp[j] = src[j];
+        for (int j = nr; j < NR; j++) Bp[j] = 0.0f;
+      }
+      Bp += NR;
+    }
+  }
+}
+
+static void oc_micro_add(const float *t, int tn, float *C, int ldc, int mr, int nr) {
+  for (int r = 0; r < mr; r++)
+    for (int j = 0; j < nr; j++) C[(size_t)r * ldc + j] += t[r * tn + j];
+}
+
+#ifdef OC_X86
+__attribute__((target("avx2,fma")))
+static void oc_micro_avx2(int K, const float *a, const float *b, float *C, int ldc, int mr, int nr) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
+  for (int k = 0; k < K; k++) {
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
+    x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+    x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+    x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+    a += 6;
+    b += 16;
+  }
+  if (mr == 6 && nr == 16) {
+#define OC_UPD2(r, x0, x1) \
+    _mm256_storeu_ps(C + (size_t)r * ldc, _mm256_add_ps(_mm256_loadu_ps(C + (size_t)r * ldc), x0)); \
+    _mm256_storeu_ps(C + (size_t)r * ldc + 8, _mm256_add_ps(_mm256_loadu_ps(C + (size_t)r * ldc + 8), x1));
+    OC_UPD2(0, c00, c01) OC_UPD2(1, c10, c11) OC_UPD2(2, c20, c21)
+    OC_UPD2(3, c30, c31) OC_UPD2(4, c40, c41) OC_UPD2(5, c50, c51)
+#undef OC_UPD2
+  } else {
+    float t[6 * 16];
+    _mm256_storeu_ps(t + 0, c00); _mm256_storeu_ps(t + 8, c01);
+    _mm256_storeu_ps(t + 16, c10); _mm256_storeu_ps(t + 24, c11);
+    _mm256_storeu_ps(t + 32, c20); _mm256_storeu_ps(t + 40, c21);
+    _mm256_storeu_ps(t + 48, c30); _mm256_storeu_ps(t + 56, c31);
+    _mm256_storeu_ps(t + 64, c40); _mm256_storeu_ps(t + 72, c41);
+    _mm256_storeu_ps(t + 80, c50); _mm256_storeu_ps(t + 88, c51);
+    oc_micro_add(t, 16, C, ldc, mr, nr);
+  }
+}
+
+__attribute__((target("avx512f")))
+static void oc_micro_avx512(int K, const float *a, const float *b, float *C, int ldc, int mr, int nr) {
+  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
+  for (int k = 0; k < K; k++) {
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), x;
+    x = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
+    x = _mm512_set1_ps(a[1]); c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
+    x = _mm512_set1_ps(a[2]); c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
+    x = _mm512_set1_ps(a[3]); c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
+    x = _mm512_set1_ps(a[4]); c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
+    x = _mm512_set1_ps(a[5]); c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
+    a += 6;
+    b += 32;
+  }
+  if (mr == 6 && nr == 32) {
+#define OC_UPD2(r, x0, x1) \
+    _mm512_storeu_ps(C + (size_t)r * ldc, _mm512_add_ps(_mm512_loadu_ps(C + (size_t)r * ldc), x0)); \
+    _mm512_storeu_ps(C + (size_t)r * ldc + 16, _mm512_add_ps(_mm512_loadu_ps(C + (size_t)r * ldc + 16), x1));
+    OC_UPD2(0, c00, c01) OC_UPD2(1, c10, c11) OC_UPD2(2, c20, c21)
+    OC_UPD2(3, c30, c31) OC_UPD2(4, c40, c41) OC_UPD2(5, c50, c51)
+#undef OC_UPD2
+  } else {
+    float t[6 * 32];
+    _mm512_storeu_ps(t + 0, c00); _mm512_storeu_ps(t + 16, c01);
+    _mm512_storeu_ps(t + 32, c10); _mm512_storeu_ps(t + 48, c11);
+    _mm512_storeu_ps(t + 64, c20); _mm512_storeu_ps(t + 80, c21);
+    _mm512_storeu_ps(t + 96, c30); _mm512_storeu_ps(t + 112, c31);
+    _mm512_storeu_ps(t + 128, c40); _mm512_storeu_ps(t + 144, c41);
+    _mm512_storeu_ps(t + 160, c50); _mm512_storeu_ps(t + 176, c51);
+    oc_micro_add(t, 32, C, ldc, mr, nr);
+  }
+}
+#endif
+
+static void oc_micro_generic(int K, const float *a, const float *b, float *C, int ldc, int mr, int nr) {
+  float t[4 * 8] = {0};
+  for (int k = 0; k < K; k++) {
+    for (int r = 0; r < 4; r++)
+      for (int j = 0; j < 8; j++) t[r * 8 + j] += a[r] * b[j];
+    a += 4;
+    b += 8;
+  }
+  oc_micro_add(t, 8, C, ldc, mr, nr);
+}
+
+/* floats of scratch that oc_dot_f32 needs for its packed panels */
+#define OC_DOT_SCRATCH(M, N, K) ((size_t)((M) + 8) * (K) + (size_t)((N) + 32) * (K) + 64)
+
+static void oc_dot_f32(int M, int N, int K, const float *A, const float *B, float *C, float *pack) {
+  if (M <= 0 || N <= 0 || K <= 0) return;
+  int lvl = oc_isa_level();
+  int MR = lvl ? 6 : 4, NR = lvl == 2 ? 32 : (lvl == 1 ? 16 : 8);
+  size_t asz = (size_t)((M + MR - 1) / MR) * MR * K;
+  float *Ap = pack, *Bp = pack + ((asz + 15) & ~(size_t)15);
+  oc_pack_a(M, K, A, Ap, MR);
+  oc_pack_b(K, N, B, Bp, NR);
+  for (int j0 = 0; j0 < N; j0 += NR) {
+    const float *bp = Bp + (size_t)(j0 / NR) * NR * K;
+    for (int i0 = 0; i0 < M; i0 += MR) {
+      const float *ap = Ap + (size_t)(i0 / MR) * MR * K;
+      float *c = C + (size_t)i0 * N + j0;
+      int mr = OC_MIN(MR, M - i0), nr = OC_MIN(NR, N - j0);
+#ifdef OC_X86
+      if (lvl == 2) { oc_micro_avx512(K, ap, bp, c, N, mr, nr); continue; }
+      if (lvl == 1) { oc_micro_avx2(K, ap, bp, c, N, mr, nr); continue; }
+#endif
+      oc_micro_generic(K, ap, bp, c, N, mr, nr);
+    }
+  }
+}
+"""
