@@ -24,7 +24,7 @@ BACKENDS = ("ref",)
 
 def _model_name(model: Any) -> str:
     if isinstance(model, (str, os.PathLike)):
-        return os.path.basename(os.fspath(model))
+        return os.fspath(model)
     if isinstance(model, Graph):
         return model.name
     return getattr(getattr(model, "graph", None), "name", None) or type(model).__name__

@@ -36,7 +36,7 @@ class TextError(ValueError):
 # printing
 # ------------------------------------------------------------------------------------------------
 def _name(n: str) -> str:
-    return n if _SIMPLE.match(n) else json.dumps(n)
+    return n if _SIMPLE.match(n) and n not in ("nan", "inf") else json.dumps(n)
 
 
 def _vref(v: Value | None) -> str:

@@ -1,0 +1,137 @@
+"""The `opencann` command line.
+
+    opencann info [--ops]                         version, backends, devices, C compiler, ops
+    opencann run MODEL --input NAME=FILE.npy ...  run a model and summarise its outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from . import __version__
+from .errors import OpenCannError
+
+
+def _c_compiler() -> str:
+    cc = os.environ.get("CC") or next((c for c in ("gcc", "clang", "cc") if shutil.which(c)), None)
+    if not cc or not shutil.which(cc.split()[0]):
+        return "none found (the cpu backend needs gcc or clang on PATH, or CC set)"
+    try:
+        first = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=10).stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        first = "version unknown"
+    return f"{shutil.which(cc.split()[0])} ({first})"
+
+
+def _backends() -> list[str]:
+    try:
+        from . import backends
+
+        return list(backends.available())
+    except Exception:  # noqa: BLE001 - the backend layer is optional for `info`
+        return ["ref"]
+
+
+def cmd_info(args) -> int:
+    import onnx
+
+    from . import ops
+    from .frontends.onnx import MAX_OPSET
+    from .model import BACKENDS
+
+    print(f"opencann {__version__}")
+    print(f"python   {platform.python_version()} ({sys.executable})")
+    print(f"numpy    {np.__version__}, onnx {onnx.__version__} (ONNX opsets up to {MAX_OPSET})")
+    print(f"machine  {platform.machine()}, {os.cpu_count()} CPU(s)")
+    print(f"backends {', '.join(_backends())} (compile models for: {', '.join(BACKENDS)})")
+    print(f"devices  cpu:0 (host)")
+    print(f"C compiler {_c_compiler()}")
+    defs = ops.all_ops()
+    fams: dict[str, int] = {}
+    for d in defs:
+        fams[d.family] = fams.get(d.family, 0) + 1
+    print(f"ops      {len(defs)} (" + ", ".join(f"{k} {v}" for k, v in sorted(fams.items())) + ")")
+    if args.ops:
+        for d in defs:
+            print(f"  {d.qualified_name:32s} {d.family:12s} since opset {d.since}")
+    return 0
+
+
+def _summary(x) -> str:
+    if isinstance(x, list):
+        return f"sequence of {len(x)}"
+    if x is None:
+        return "empty optional"
+    a = np.asarray(x)
+    if a.size == 0 or a.dtype == object:
+        return ""
+    f = a.astype(np.float64)
+    return f"min {f.min():.6g}  max {f.max():.6g}  mean {f.mean():.6g}"
+
+
+def cmd_run(args) -> int:
+    from .model import compile
+
+    feeds = {}
+    for spec in args.input or []:
+        if "=" not in spec:
+            raise OpenCannError(f"--input {spec!r}: write it as NAME=FILE.npy")
+        name, path = spec.split("=", 1)
+        if not os.path.exists(path):
+            raise OpenCannError(f"--input {name}: file {path!r} does not exist")
+        try:
+            feeds[name] = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise OpenCannError(f"--input {name}: {path!r} is not a .npy array file ({e})") from None
+    t0 = time.perf_counter()
+    model = compile(args.model, backend=args.backend)
+    t1 = time.perf_counter()
+    outputs = model.run(feeds)
+    t2 = time.perf_counter()
+    for name, x in outputs.items():
+        shape = f"{list(np.shape(x))}" if not isinstance(x, list) and x is not None else "-"
+        dtype = str(np.asarray(x).dtype) if not isinstance(x, list) and x is not None else "-"
+        print(f"{name}: shape {shape} dtype {dtype}  {_summary(x)}")
+        if args.output_dir:
+            os.makedirs(args.output_dir, exist_ok=True)
+            if isinstance(x, np.ndarray):
+                np.save(os.path.join(args.output_dir, f"{name.replace('/', '_')}.npy"), x)
+    print(f"compile {1000 * (t1 - t0):.1f} ms, run {1000 * (t2 - t1):.1f} ms (backend {model.backend})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="opencann", description="opencann: an open compute architecture for neural networks.")
+    p.add_argument("--version", action="version", version=f"opencann {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    info = sub.add_parser("info", help="version, backends, devices, the C compiler found, and ops")
+    info.add_argument("--ops", action="store_true", help="also list every supported op")
+    info.set_defaults(func=cmd_info)
+    run = sub.add_parser("run", help="run a model on .npy inputs and summarise its outputs")
+    run.add_argument("model", help="an .onnx file")
+    run.add_argument("--input", "-i", action="append", metavar="NAME=FILE.npy", help="an input (repeat for each)")
+    run.add_argument("--output-dir", "-o", metavar="DIR", help="also save each output as DIR/NAME.npy")
+    run.add_argument("--backend", default=None, help="backend to run on (default: $OPENCANN_BACKEND or ref)")
+    run.set_defaults(func=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except OpenCannError as e:
+        print(f"opencann: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
