@@ -12,10 +12,6 @@ PRELUDE = r"""
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define OC_X86 1
-#endif
 
 #define OC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define OC_MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -127,6 +123,15 @@ static inline float oc_erf(float x) {
 }
 
 static inline float oc_sigmoid(float x) { return 1.0f / (1.0f + oc_exp(-x)); }
+
+"""
+
+# only kernels that use `dot` include this part (it costs compile time)
+DOT = r"""
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define OC_X86 1
+#endif
 
 /* ---- dot: C[M][N] += A[M][K] @ B[K][N] over row-major tile buffers ---- */
 

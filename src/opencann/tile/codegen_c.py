@@ -18,7 +18,7 @@ import math
 from collections import defaultdict
 
 from .. import dtypes as _dt
-from .c_runtime import PRELUDE
+from .c_runtime import DOT, PRELUDE
 from .errors import TileCompileError
 from .ir import BINARY, COMPARE, ELEMENTWISE, UNARY, KernelIR, PtrType, Value
 
@@ -238,10 +238,25 @@ class _Gen:
                     u.op in ("load", "store", "and", "or", "not", "where", "view", "broadcast")
                     for u, _ in us):
                 return "inline"
-            if len(us) == 1 and same and us[0][0].op not in ("dot", "for"):
+            # fold into the single consumer, unless the consumer broadcasts it (it would be
+            # recomputed for every element of the larger tile)
+            if len(us) == 1 and same and us[0][0].op not in ("dot", "for") and \
+                    self.consumer_numel(v) <= math.prod(v.shape):
                 return "inline"
             return "buf"
         raise self.fail(v, f"no C lowering for op `{op}`")
+
+    def consumer_numel(self, v: Value) -> int:
+        """Elements of the largest tile that reads v, looking through views."""
+        n = 0
+        for u, _ in self.users[v.id]:
+            if u == "yield":
+                n = max(n, math.prod(v.shape))
+            elif u.op in ("view", "broadcast", "trans"):
+                n = max(n, self.consumer_numel(u))
+            else:
+                n = max(n, math.prod(u.shape))
+        return n
 
     def affine(self, v: Value):
         """(s, coeffs): v[i] == s + sum(coeffs[d] * i[d]), for integer and pointer-offset tiles."""
@@ -834,4 +849,5 @@ class _Gen:
 
 def generate(k: KernelIR) -> str:
     """C source (runtime prelude + one entry function) for kernel `k`."""
-    return PRELUDE + "\n" + _Gen(k).generate()
+    uses_dot = any(v.op == "dot" for v in k.body.walk())
+    return PRELUDE + (DOT if uses_dot else "") + "\n" + _Gen(k).generate()

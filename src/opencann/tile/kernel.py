@@ -4,7 +4,9 @@ A launch binds the arguments, splits the constexpr meta-parameters from the runt
 picks the backend (`backend=` keyword, else `OPENCANN_TILE_BACKEND`, else `cpu`). On `ref` the
 kernel body runs in the NumPy interpreter; on `cpu` it is traced once per specialization (dtypes of
 the tensor arguments, constexpr values, which int arguments equal 1), lowered to C, compiled and
-cached on disk, so a later process loads it without tracing or compiling.
+cached on disk, so a later process loads it without tracing or compiling. Like Triton, int
+arguments equal to 0 or 1 (strides, mostly) are specialized: the kernel sees the constant, which
+lets unit-stride accesses become contiguous loops (opt out per argument with `do_not_specialize`).
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ class Kernel:
                                     "(pass strides explicitly and np.ascontiguousarray the data)")
                 out.append(("p", d.name))
             elif isinstance(v, (bool, np.bool_, int, np.integer)):
-                out.append(("i", int(v) == 1 and n not in self.do_not_specialize))
+                iv = int(v)
+                out.append(("i", iv if iv in (0, 1) and n not in self.do_not_specialize else None))
             elif isinstance(v, (float, np.floating)):
                 out.append(("f",))
             else:
@@ -159,7 +162,7 @@ class Kernel:
                 kwargs[n] = Tile(v, d, ())
             elif s[0] == "i":
                 v = tb.param(n, _dt.int64)
-                kwargs[n] = 1 if s[1] else Tile(v, _dt.int64, ())
+                kwargs[n] = s[1] if s[1] is not None else Tile(v, _dt.int64, ())
             else:
                 v = tb.param(n, _dt.float32)
                 kwargs[n] = Tile(v, _dt.float32, ())

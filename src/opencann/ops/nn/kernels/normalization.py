@@ -1,0 +1,130 @@
+"""Layer normalization and RMS normalization over the last axis.
+
+One program normalizes ROWS rows held in one tile (rows up to MAX_BLOCK long): statistics in
+float32, then the affine transform, one read and one write of memory. Longer rows sweep the row
+twice in BLOCK-wide chunks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from opencann import tile
+
+__all__ = ["layer_norm_kernel", "rms_norm_kernel", "norm_looped_kernel", "layer_norm", "rms_norm",
+           "MAX_BLOCK"]
+
+MAX_BLOCK = 8192
+
+
+@tile.kernel
+def layer_norm_kernel(x, w, b, out, R, N, eps, HAS_W: tile.constexpr, HAS_B: tile.constexpr,
+                      ROWS: tile.constexpr, BLOCK: tile.constexpr):
+    rows = tile.program_id(0) * ROWS + tile.arange(0, ROWS)
+    cols = tile.arange(0, BLOCK)
+    m = (rows[:, None] < R) & (cols[None, :] < N)
+    offs = rows[:, None] * N + cols[None, :]
+    v = tile.load(x + offs, mask=m, other=0.0).to(tile.float32)
+    mean = tile.sum(v, axis=1) / N
+    xc = tile.where(m, v - mean[:, None], 0.0)
+    var = tile.sum(xc * xc, axis=1) / N
+    y = xc * tile.rsqrt(var + eps)[:, None]
+    if HAS_W:
+        y = y * tile.load(w + cols, mask=cols < N, other=0.0)[None, :]
+    if HAS_B:
+        y = y + tile.load(b + cols, mask=cols < N, other=0.0)[None, :]
+    tile.store(out + offs, y, mask=m)
+
+
+@tile.kernel
+def rms_norm_kernel(x, w, out, R, N, eps, HAS_W: tile.constexpr, ROWS: tile.constexpr,
+                    BLOCK: tile.constexpr):
+    rows = tile.program_id(0) * ROWS + tile.arange(0, ROWS)
+    cols = tile.arange(0, BLOCK)
+    m = (rows[:, None] < R) & (cols[None, :] < N)
+    offs = rows[:, None] * N + cols[None, :]
+    v = tile.load(x + offs, mask=m, other=0.0).to(tile.float32)
+    y = v * tile.rsqrt(tile.sum(v * v, axis=1) / N + eps)[:, None]
+    if HAS_W:
+        y = y * tile.load(w + cols, mask=cols < N, other=0.0)[None, :]
+    tile.store(out + offs, y, mask=m)
+
+
+@tile.kernel
+def norm_looped_kernel(x, w, b, out, N, eps, RMS: tile.constexpr, HAS_W: tile.constexpr,
+                       HAS_B: tile.constexpr, BLOCK: tile.constexpr):
+    row = tile.program_id(0)
+    cols = tile.arange(0, BLOCK)
+    s1 = tile.zeros((BLOCK,), tile.float32)
+    s2 = tile.zeros((BLOCK,), tile.float32)
+    for n0 in range(0, N, BLOCK):
+        c = n0 + cols
+        v = tile.load(x + row * N + c, mask=c < N, other=0.0).to(tile.float32)
+        s1 = s1 + v
+        s2 = s2 + v * v
+    if RMS:
+        mean = 0.0
+        rstd = tile.rsqrt(tile.sum(s2, axis=0) / N + eps)
+    else:
+        mean = tile.sum(s1, axis=0) / N
+        rstd = tile.rsqrt(tile.maximum(tile.sum(s2, axis=0) / N - mean * mean, 0.0) + eps)
+    for n0 in range(0, N, BLOCK):
+        c = n0 + cols
+        v = tile.load(x + row * N + c, mask=c < N, other=0.0).to(tile.float32)
+        y = (v - mean) * rstd
+        if HAS_W:
+            y = y * tile.load(w + c, mask=c < N, other=0.0)
+        if HAS_B:
+            y = y + tile.load(b + c, mask=c < N, other=0.0)
+        tile.store(out + row * N + c, y, mask=c < N)
+
+
+def _prep(x, weight, bias):
+    x = np.asarray(x)
+    if x.dtype.kind != "f" or x.dtype == np.float64:
+        x = x.astype(np.float32)
+    x = np.ascontiguousarray(x)
+    n = x.shape[-1] if x.ndim else 1
+    w = None if weight is None else np.ascontiguousarray(np.broadcast_to(weight, (n,)), np.float32)
+    b = None if bias is None else np.ascontiguousarray(np.broadcast_to(bias, (n,)), np.float32)
+    return x, w, b, n
+
+
+def _tiles(n):
+    block = max(16, 1 << (n - 1).bit_length())
+    return max(1, min(16, 2048 // block)), block
+
+
+def layer_norm(x, weight=None, bias=None, eps=1e-5, backend="cpu"):
+    """`(x - mean) / sqrt(var + eps) * weight + bias` over the last axis."""
+    x, w, b, n = _prep(x, weight, bias)
+    out = np.empty_like(x)
+    if x.size == 0:
+        return out
+    r = x.size // n
+    if n <= MAX_BLOCK:
+        rows, block = _tiles(n)
+        layer_norm_kernel[((r + rows - 1) // rows,)](
+            x, w, b, out, r, n, float(eps), HAS_W=w is not None, HAS_B=b is not None, ROWS=rows,
+            BLOCK=block, backend=backend)
+    else:
+        norm_looped_kernel[(r,)](x, w, b, out, n, float(eps), RMS=False, HAS_W=w is not None,
+                                 HAS_B=b is not None, BLOCK=2048, backend=backend)
+    return out
+
+
+def rms_norm(x, weight=None, eps=1e-6, backend="cpu"):
+    """`x / sqrt(mean(x^2) + eps) * weight` over the last axis."""
+    x, w, _, n = _prep(x, weight, None)
+    out = np.empty_like(x)
+    if x.size == 0:
+        return out
+    r = x.size // n
+    if n <= MAX_BLOCK:
+        rows, block = _tiles(n)
+        rms_norm_kernel[((r + rows - 1) // rows,)](x, w, out, r, n, float(eps), HAS_W=w is not None,
+                                                   ROWS=rows, BLOCK=block, backend=backend)
+    else:
+        norm_looped_kernel[(r,)](x, w, None, out, n, float(eps), RMS=True, HAS_W=w is not None,
+                                 HAS_B=False, BLOCK=2048, backend=backend)
+    return out

@@ -1,0 +1,83 @@
+"""2-d max and average pooling over NCHW tensors (any kernel size, stride, padding, dilation).
+
+Program (p, nc) computes a BLOCK of output pixels of one (n, c) plane; the window is unrolled at
+trace time (its size is constexpr) and every tap is a masked gather.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from opencann import tile
+
+__all__ = ["pool2d_kernel", "max_pool2d", "avg_pool2d"]
+
+
+@tile.kernel
+def pool2d_kernel(x, out, H, W, OH, OW, SH, SW, PH, PW, DH, DW,
+                  KH: tile.constexpr, KW: tile.constexpr, MAX: tile.constexpr,
+                  COUNT_PAD: tile.constexpr, BLOCK: tile.constexpr):
+    nc = tile.program_id(1)
+    p = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
+    valid = p < OH * OW
+    oh = p // OW
+    ow = p % OW
+    fill = float("-inf") if MAX else 0.0
+    acc = tile.full((BLOCK,), fill, tile.float32)
+    cnt = tile.zeros((BLOCK,), tile.float32)
+    for kh in tile.static_range(KH):
+        ih = oh * SH - PH + kh * DH
+        for kw in tile.static_range(KW):
+            iw = ow * SW - PW + kw * DW
+            m = valid & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+            v = tile.load(x + nc * H * W + ih * W + iw, mask=m, other=fill).to(tile.float32)
+            if MAX:
+                acc = tile.maximum(acc, v)
+            else:
+                acc = acc + v
+                cnt = cnt + tile.where(m, 1.0, 0.0)
+    if not MAX:
+        if COUNT_PAD:
+            acc = acc / (KH * KW)
+        else:
+            acc = acc / tile.maximum(cnt, 1.0)
+    tile.store(out + nc * OH * OW + p, acc, mask=valid)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _pool(x, kernel_size, stride, padding, dilation, is_max, count_include_pad, ceil_mode, backend):
+    x = np.ascontiguousarray(x)
+    if x.dtype.kind != "f" or x.dtype == np.float64:
+        x = x.astype(np.float32)
+    n, c, h, w = x.shape
+    kh, kw = _pair(kernel_size)
+    sh, sw = _pair(stride if stride is not None else kernel_size)
+    ph, pw = _pair(padding)
+    dh, dw = _pair(dilation)
+    rnd = (lambda a, b: -(-a // b)) if ceil_mode else (lambda a, b: a // b)
+    oh = rnd(h + 2 * ph - dh * (kh - 1) - 1, sh) + 1
+    ow = rnd(w + 2 * pw - dw * (kw - 1) - 1, sw) + 1
+    if ceil_mode:  # a window may not start in the right padding
+        oh -= (oh - 1) * sh >= h + ph
+        ow -= (ow - 1) * sw >= w + pw
+    out = np.empty((n, c, max(oh, 0), max(ow, 0)), x.dtype)
+    if out.size:
+        block = 256
+        pool2d_kernel[(-(-(oh * ow) // block), n * c)](
+            x, out, h, w, oh, ow, sh, sw, ph, pw, dh, dw, KH=kh, KW=kw, MAX=is_max,
+            COUNT_PAD=count_include_pad, BLOCK=block, backend=backend)
+    return out
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, backend="cpu"):
+    """Max pooling of an NCHW array (padding never wins the max)."""
+    return _pool(x, kernel_size, stride, padding, dilation, True, False, ceil_mode, backend)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, count_include_pad=False, ceil_mode=False,
+               backend="cpu"):
+    """Average pooling of an NCHW array."""
+    return _pool(x, kernel_size, stride, padding, 1, False, count_include_pad, ceil_mode, backend)
