@@ -28,7 +28,6 @@ demo: $(VENV)/.demo-installed
 
 test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -n 2 -q
-	$(BIN)/lint-imports
 
 conformance: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -n 2 -q tests/conformance
