@@ -160,3 +160,16 @@ def compute_dtype(dt: np.dtype) -> np.dtype:
     if dt in (np.float32, np.float64) or dt.kind in "iub":
         return dt
     return np.dtype(np.float32)
+
+
+def reduce_taps(view: np.ndarray, n: int, ufunc) -> np.ndarray:
+    """Reduce a window view `(N, C, *outs, *kernel)` over its kernel axes with binary `ufunc`
+    (np.maximum, np.add), one kernel tap at a time: each step is a fast elementwise pass over a
+    strided slice, where a single reduction over the small trailing axes is many times slower."""
+    kernel = view.shape[view.ndim - n:]
+    taps = np.ndindex(*kernel)
+    lead = (slice(None),) * (view.ndim - n)
+    out = view[lead + next(taps)].copy()
+    for tap in taps:
+        ufunc(out, view[lead + tap], out=out)
+    return out

@@ -15,7 +15,7 @@ from .. import infer
 from ..context import num_outputs
 from ..infer import InferError
 from ..registry import REQUIRED, defop
-from ._window import Window, compute_dtype, spatial_rank, windows
+from ._window import Window, compute_dtype, reduce_taps, spatial_rank, windows
 
 
 def _check_float_or(x, allowed_ints=()):
@@ -51,10 +51,6 @@ def _window_of(x, kernel_shape, strides, pads, auto_pad, dilations=None, ceil_mo
     return Window(n, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
 
 
-def _kernel_axes(n: int) -> tuple[int, ...]:
-    return tuple(range(2 + n, 2 + 2 * n))
-
-
 # --- AveragePool ----------------------------------------------------------------------------------
 def average_pool_nd(x: np.ndarray, win: Window, count_include_pad: bool) -> np.ndarray:
     """Average over each window; the divisor counts the input positions (and the explicit padding
@@ -62,13 +58,13 @@ def average_pool_nd(x: np.ndarray, win: Window, count_include_pad: bool) -> np.n
     n = win.n
     outs, befores, afters = win.resolve(x.shape[2:])
     ct = compute_dtype(x.dtype)
-    total = windows(x.astype(ct, copy=False), win, outs, befores, 0).sum(axis=_kernel_axes(n))
+    total = reduce_taps(windows(x.astype(ct, copy=False), win, outs, befores, 0), n, np.add)
     mask = np.ones((1, 1) + tuple(x.shape[2:]), dtype=ct)
     if count_include_pad:
         mask = np.pad(mask, [(0, 0), (0, 0)] + list(zip(befores, afters)), constant_values=1)
-        counts = windows(mask, win, outs, [0] * n, 0).sum(axis=_kernel_axes(n))
+        counts = reduce_taps(windows(mask, win, outs, [0] * n, 0), n, np.add)
     else:
-        counts = windows(mask, win, outs, befores, 0).sum(axis=_kernel_axes(n))
+        counts = reduce_taps(windows(mask, win, outs, befores, 0), n, np.add)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (total / counts).astype(x.dtype, copy=False)
 
@@ -103,7 +99,7 @@ def max_pool_nd(x: np.ndarray, win: Window, with_indices: bool = False, storage_
     xc = x.astype(ct, copy=False)
     view = windows(xc, win, outs, befores, _lowest(ct))
     if not with_indices:
-        return view.max(axis=_kernel_axes(n)).astype(x.dtype, copy=False)
+        return reduce_taps(view, n, np.maximum).astype(x.dtype, copy=False)
     N, C = x.shape[:2]
     flat = view.reshape(N, C, *outs, math.prod(win.kernel))
     arg = np.argmax(flat, axis=-1)
@@ -160,7 +156,7 @@ def _lp_pool(x, *, kernel_shape, p=2, strides=None, pads=None, auto_pad="NOTSET"
     outs, befores, _ = win.resolve(x.shape[2:])
     ct = compute_dtype(x.dtype)
     powered = np.power(np.abs(x.astype(ct, copy=False)), ct.type(p))
-    total = windows(powered, win, outs, befores, 0).sum(axis=_kernel_axes(win.n))
+    total = reduce_taps(windows(powered, win, outs, befores, 0), win.n, np.add)
     return _lp_norm(total, float(p)).astype(x.dtype, copy=False)
 
 
