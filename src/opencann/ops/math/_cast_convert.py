@@ -90,6 +90,8 @@ def to_float8e8m0(x: np.ndarray, saturate: bool = True, round_mode: str = "up") 
     code = k.astype(np.int64) + 127
     low, high = (0, 254) if saturate else (255, 255)
     code = np.where(code > 254, high, code)
+    if round_mode == "up":  # rounding up, tiny values land on the smallest power exactly
+        code = np.where((code < 0) & (f > 0), 0, code)
     code = np.where((code < 0) | (f == 0), low, code)
     code = np.where(np.isinf(f), high, code)
     code = np.where(np.isnan(f), 255, code)
@@ -108,13 +110,27 @@ def _to_string(x: np.ndarray) -> np.ndarray:
 def _from_string(x: np.ndarray, to: dtypes.DType) -> np.ndarray:
     """Parse numbers: plain and scientific notation, INF/+INF/-INF/NaN in any case."""
     s = np.asarray(x, dtype=object)
-    if to.is_int or to == dtypes.bool_:
-        try:  # exact for large integers, which float64 would round
-            v = s.astype(np.int64) if to != dtypes.uint64 else s.astype(np.uint64)
-        except (ValueError, OverflowError, TypeError):
-            v = _parse_floats(s)
-        return convert(v, to)
+    if to.is_int:
+        # Python ints: exact for large integers (which float64 would round), then wrapped
+        ints = [_parse_int(v) for v in s.ravel()]
+        lo, hi = int_range(to)
+        span = hi - lo + 1
+        return np.array([(v - lo) % span + lo for v in ints], dtype=object).astype(to.np).reshape(s.shape)
     return convert(_parse_floats(s), to)
+
+
+def _parse_int(v) -> int:
+    try:
+        return int(v)
+    except (ValueError, TypeError):
+        f = float(_check_number(v))
+        return int(f) if np.isfinite(f) else 0  # "2.718" -> 2 (ONNX leaves this undefined)
+
+
+def _check_number(v):
+    if not _parses(v):
+        raise ValueError(f"cannot parse string {v!r} as a number")
+    return v
 
 
 def _parse_floats(s: np.ndarray) -> np.ndarray:

@@ -321,8 +321,11 @@ def _centered(x: np.ndarray, zero_point, param) -> np.ndarray:
     return v
 
 
-def _exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.rint(np.matmul(a, b))
+def _exact_matmul(a: np.ndarray, b: np.ndarray, integral: bool = True) -> np.ndarray:
+    """matmul in float64; integer operands give exact integer sums (rint drops BLAS noise, none
+    expected below 2**53)."""
+    y = np.matmul(a, b)
+    return np.rint(y) if integral else y
 
 
 def _check_8bit(*pairs):
@@ -384,7 +387,8 @@ def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, 
     a, b = np.asarray(a), np.asarray(b)
     row = lambda p: _row_param(np.asarray(p), a, "a_scale/a_zero_point")  # noqa: E731
     col = lambda p: _col_param(np.asarray(p), b, "b_scale/b_zero_point")  # noqa: E731
-    acc = _exact_matmul(_centered(a, a_zero_point, row), _centered(b, b_zero_point, col))
+    integral = a.dtype.kind in "iu" and b.dtype.kind in "iu"  # float8 inputs: a real product
+    acc = _exact_matmul(_centered(a, a_zero_point, row), _centered(b, b_zero_point, col), integral)
     multiplier = row(_exact(a_scale)) * col(_exact(b_scale)) / _exact(y_scale).reshape(np.shape(y_scale))
     out = dtypes.from_numpy(np.asarray(y_zero_point).dtype)
     if np.size(y_zero_point) == 1:
@@ -439,9 +443,7 @@ def _conv_geometry(spatial_in, kernel, auto_pad, dilations, pads, strides, error
             if not isinstance(d_in, int) or eff is None:
                 geo.append((pb, pe, None))
                 continue
-            out = (d_in + pb + pe - eff) // s + 1
-            if out < 1:
-                raise error(f"kernel {eff} (with dilation) does not fit spatial dim {d_in} padded by {pb}+{pe}")
+            out = max((d_in + pb + pe - eff) // s + 1, 0)  # 0: the kernel does not fit
         geo.append((pb, pe, out))
     return geo, strides, dilations
 
@@ -475,6 +477,8 @@ def _conv(x: np.ndarray, w: np.ndarray, attrs) -> np.ndarray:
         raise ValueError(f"input channels {C}, weight {list(w.shape)} and group {group} do not fit")
     if any(pb < 0 or pe < 0 for pb, pe, _ in geo):
         raise ValueError("negative pads are not supported")
+    if any(o == 0 for _, _, o in geo) or x.shape[0] == 0:
+        return np.zeros((N, M) + tuple(o for _, _, o in geo), np.float64)
     xp = np.pad(x, [(0, 0), (0, 0)] + [(pb, pe) for pb, pe, _ in geo])
     eff = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
     win = np.lib.stride_tricks.sliding_window_view(xp, eff, axis=tuple(range(2, 2 + n_sp)))
