@@ -16,6 +16,10 @@ def join(a, b):
         return SequenceType(join(a.elem, b.elem))
     if isinstance(a, OptionalType) and isinstance(b, OptionalType):
         return OptionalType(join(a.elem, b.elem))
+    if isinstance(a, OptionalType) != isinstance(b, OptionalType):
+        # an optional on one side (e.g. a loop-carried optional that the body fills): either fits
+        opt, other = (a, b) if isinstance(a, OptionalType) else (b, a)
+        return OptionalType(join(opt.elem, other))
     if isinstance(a, TensorType) and isinstance(b, TensorType):
         if a.dtype != b.dtype:
             raise InferError(f"types {a!r} and {b!r} have different element types")
