@@ -45,6 +45,8 @@ def _param_layout(x_shape, p_shape, axis: int, block_size: int, what: str, error
         return "tensor", 0
     if rank == 0:
         raise error(f"{what} of shape {list(p_shape)} does not fit a scalar input")
+    if rank == 1 and block_size <= 0:
+        axis = 0  # a 1-D input has one axis to quantize along, whatever `axis` says
     if not -rank <= axis < rank:
         raise error(f"axis {axis} is out of range for an input of rank {rank}")
     axis %= rank
