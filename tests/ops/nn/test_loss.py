@@ -1,0 +1,100 @@
+"""NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss: hand-computed reductions with weights and
+ignore_index, bad targets, dtypes and inference."""
+
+import numpy as np
+import pytest
+
+import opencann
+from opencann import dtypes, ops
+from opencann.ir import Graph, TensorType, Value
+from opencann.ops.infer import InferError
+
+
+def run(op, inputs, attrs=None, opset=22, outputs=1):
+    """Run one `op` node through `opencann.compile` (inference and the interpreter's dtype/shape
+    check included); None in `inputs` omits an optional input. One array, or a tuple."""
+    g = Graph(op, {"": opset})
+    ins, feeds = [], {}
+    for i, x in enumerate(inputs):
+        if x is None:
+            ins.append(None)
+            continue
+        x = np.asarray(x)
+        ins.append(g.add_input(f"x{i}", TensorType(dtypes.from_numpy(x.dtype), x.shape)))
+        feeds[f"x{i}"] = x
+    g.outputs.extend(g.add_node(op, ins, [f"y{i}" for i in range(outputs)], dict(attrs or {})))
+    result = opencann.compile(g).run(feeds)
+    ys = tuple(result[f"y{i}"] for i in range(outputs))
+    return ys[0] if outputs == 1 else ys
+
+
+def infer_types(op, types, attrs=None, opset=22):
+    """What `op` infers for inputs of `types` (None for an omitted optional input)."""
+    d = ops.lookup(op, "", opset)
+    resolved, problems = d.resolve_attrs(dict(attrs or {}))
+    assert not problems, problems
+    vals = [None if t is None else Value(f"x{i}", t) for i, t in enumerate(types)]
+    while len(vals) < len(d.inputs) and not d.inputs[-1].variadic:
+        vals.append(None)
+    return d.infer(*vals, **resolved)
+
+
+def f32(*shape):
+    return TensorType(dtypes.float32, shape)
+
+
+LOGP = np.log(np.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25], [0.3, 0.3, 0.4], [0.6, 0.3, 0.1]], np.float32))
+TARGET = np.array([2, 0, 1, 1], np.int64)
+W = np.array([1.0, 2.0, 0.5], np.float32)
+
+
+def test_nll_reductions_with_weights_and_ignore_index():
+    picked = -LOGP[np.arange(4), TARGET]  # -log of 0.7, 0.5, 0.3, 0.3
+    w = W[TARGET]
+    got = run("NegativeLogLikelihoodLoss", [LOGP, TARGET, W], {"reduction": "none"})
+    np.testing.assert_allclose(got, picked * w, rtol=1e-6)
+    got = run("NegativeLogLikelihoodLoss", [LOGP, TARGET, W], {"reduction": "mean", "ignore_index": 1})
+    np.testing.assert_allclose(got, (picked[0] * 0.5 + picked[1] * 1.0) / 1.5, rtol=1e-6)
+    got = run("NegativeLogLikelihoodLoss", [LOGP, TARGET, None], {"reduction": "sum", "ignore_index": 0})
+    np.testing.assert_allclose(got, picked[0] + picked[2] + picked[3], rtol=1e-6)
+    assert got.shape == () and got.dtype == np.float32
+
+
+def test_nll_ignored_target_may_be_out_of_range_but_others_may_not():
+    t = np.array([2, -100, 1, -100], np.int64)
+    got = run("NegativeLogLikelihoodLoss", [LOGP, t], {"reduction": "none", "ignore_index": -100})
+    np.testing.assert_allclose(got, [-LOGP[0, 2], 0, -LOGP[2, 1], 0], rtol=1e-6)
+    ref = ops.lookup("NegativeLogLikelihoodLoss").reference
+    with pytest.raises(ValueError, match="out of range"):
+        ref(LOGP, np.array([0, 3, 1, 1]), None, reduction="mean", ignore_index=None)
+    all_ignored = ref(LOGP, np.zeros(4, np.int64), None, reduction="mean", ignore_index=0)
+    assert np.isnan(all_ignored)
+
+
+def test_sce_spatial_float16_and_log_prob():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(2, 3, 4)).astype(np.float16)
+    labels = rng.integers(0, 3, size=(2, 4)).astype(np.int32)
+    loss, log_prob = run("SoftmaxCrossEntropyLoss", [scores, labels], {"reduction": "mean"}, opset=13, outputs=2)
+    assert loss.dtype == log_prob.dtype == np.float16 and log_prob.shape == scores.shape
+    s = scores.astype(np.float64)
+    lp = s - s.max(1, keepdims=True)
+    lp -= np.log(np.exp(lp).sum(1, keepdims=True))
+    np.testing.assert_allclose(log_prob.astype(np.float64), lp, atol=2e-3)
+    want = -np.take_along_axis(lp, labels[:, None].astype(np.int64), 1)[:, 0].mean()
+    np.testing.assert_allclose(float(loss), want, rtol=2e-3)
+
+
+def test_infer_shapes_and_errors():
+    assert infer_types("NegativeLogLikelihoodLoss", [f32("n", 5, "h"), TensorType(dtypes.int64, ("n", "h"))],
+                       {"reduction": "none"}) == f32("n", "h")
+    loss, log_prob = infer_types("SoftmaxCrossEntropyLoss", [f32("n", 5), TensorType(dtypes.int32, ("n",))],
+                                 opset=13)
+    assert loss == f32() and log_prob == f32("n", 5)
+    with pytest.raises(InferError, match="reduction"):
+        infer_types("NegativeLogLikelihoodLoss", [f32("n", 5), TensorType(dtypes.int64, ("n",))],
+                    {"reduction": "avg"})
+    with pytest.raises(InferError, match="rank 2"):
+        infer_types("NegativeLogLikelihoodLoss", [f32("n", 5, 7), TensorType(dtypes.int64, ("n",))])
+    with pytest.raises(InferError, match="int32 or int64"):
+        infer_types("SoftmaxCrossEntropyLoss", [f32("n", 5), f32("n")], opset=13)
