@@ -1,4 +1,6 @@
-"""Shared test helpers."""
+"""Shared test helpers, and the conformance count printed at the end of a run."""
+
+import os
 
 import numpy as np
 import pytest
@@ -18,3 +20,25 @@ def assert_close():
         assert d <= tol, f"scaled max difference {d:.3g} > {tol}"
 
     return check
+
+
+# The ONNX conformance count. These hooks live here, not in tests/conformance/, because under
+# pytest-xdist only the controller sees every report, and it loads this conftest.
+_conformance = {"passed": 0, "failed": 0}
+
+
+def pytest_runtest_logreport(report):
+    if "OnnxBackendNodeModelTest" not in report.nodeid:
+        return
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        ok = report.outcome == "passed" and not hasattr(report, "wasxfail")
+        _conformance["passed" if ok else "failed"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    total = _conformance["passed"] + _conformance["failed"]
+    if total:
+        backend = os.environ.get("OPENCANN_BACKEND", "ref")
+        terminalreporter.write_line(
+            f"ONNX node conformance (backend {backend}, {total} cases): "
+            f"{_conformance['passed']} passed, {_conformance['failed']} failed")
