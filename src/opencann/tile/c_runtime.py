@@ -41,7 +41,7 @@ static inline uint16_t oc_f32_to_bf16(float f) {
 static inline float oc_bf16_round(float f) { return oc_bf16_to_f32(oc_f32_to_bf16(f)); }
 
 static inline float oc_exp(float x) {
-  float xc = x < -87.5f ? -87.5f : (x > 88.3f ? 88.3f : x);
+  float xc = x < -87.5f ? -87.5f : (x > 88.72283f ? 88.72283f : x);
   float n = floorf(xc * 1.44269504088896341f + 0.5f);
   float r = xc - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
@@ -52,8 +52,10 @@ static inline float oc_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
-  float s = oc_from_bits((uint32_t)((int32_t)n + 127) << 23);
-  float res = p * s;
+  /* 2^n as 2^(n-1) * 2 when n == 128, which has no float exponent of its own */
+  int32_t ni = (int32_t)n, hi = ni > 127;
+  float s = oc_from_bits((uint32_t)(ni - hi + 127) << 23);
+  float res = p * s * (hi ? 2.0f : 1.0f);
   res = x < -87.33654f ? 0.0f : res;
   res = x > 88.72283f ? INFINITY : res;
   return res;

@@ -86,6 +86,8 @@ class TraceBuilder:
                         continue
                     elif isinstance(out, Tile) and _is_py_number(init):
                         promote[name] = out
+                    elif _is_py_number(init) and _is_py_number(out):
+                        promote[name] = _lift(out)  # a Python counter: carry it as a scalar tile
                     elif out is UNDEFINED:
                         continue
                     else:
