@@ -72,14 +72,21 @@ def conv_nd(x: np.ndarray, w: np.ndarray, b, group: int, win: Window) -> np.ndar
                          f"W must be (M, C/group, ...) with M divisible by group")
     outs, befores, _ = win.resolve(x.shape[2:])
     G, Cg, K, P = group, C // group, math.prod(win.kernel), math.prod(outs)
+    wm = w.reshape(G, M // G, Cg * K)
     if all(k == 1 for k in win.kernel) and all(s == 1 for s in win.strides) and not any(befores) \
             and list(outs) == list(x.shape[2:]):
-        cols = x.reshape(N, G, Cg, P)  # a 1x1 convolution: the input already is the columns
+        # a 1x1 convolution: the input already is the columns
+        y = np.matmul(wm, x.reshape(N, G, Cg, P))
     else:
-        view = windows(x, win, outs, befores, 0)  # (N, C, *outs, *kernel)
+        # gather the columns a few images at a time, so their copy stays within ~64 MB
+        per_image = C * K * P * x.dtype.itemsize
+        chunk = max(1, min(N, (64 << 20) // max(per_image, 1)))
         perm = (0, 1) + tuple(range(2 + n, 2 + 2 * n)) + tuple(range(2, 2 + n))
-        cols = view.transpose(perm).reshape(N, G, Cg * K, P)
-    y = np.matmul(w.reshape(G, M // G, Cg * K), cols)  # (N, G, M/G, P)
+        y = np.empty((N, G, M // G, P), dtype=np.result_type(x.dtype, w.dtype))
+        for lo in range(0, N, chunk):
+            view = windows(x[lo:lo + chunk], win, outs, befores, 0)  # (n, C, *outs, *kernel)
+            cols = view.transpose(perm).reshape(view.shape[0], G, Cg * K, P)
+            np.matmul(wm, cols, out=y[lo:lo + chunk])
     y = y.reshape(N, M, *outs)
     if b is not None:
         y += b.reshape((1, M) + (1,) * n)
