@@ -81,7 +81,7 @@ def _infer_batch_norm(x, scale, b, mean, var, **attrs):
 
 @defop("BatchNormalization", inputs=["X", "scale", "B", "mean", "var"],
        outputs=["Y", "mean?", "var?", "saved_mean?", "saved_var?"], infer=_infer_batch_norm,
-       attrs={"consumed_inputs": None, "epsilon": 1e-5, "is_test": 0, "momentum": 0.9, "spatial": 1})
+       attrs={"consumed_inputs": REQUIRED, "epsilon": 1e-5, "is_test": 0, "momentum": 0.9, "spatial": 1})
 @defop("BatchNormalization", inputs=["X", "scale", "B", "mean", "var"],
        outputs=["Y", "mean?", "var?", "saved_mean?", "saved_var?"], infer=_infer_batch_norm,
        attrs={"epsilon": 1e-5, "is_test": 0, "momentum": 0.9, "spatial": 1}, since=6)
