@@ -6,7 +6,6 @@ gradients G, and the optimizer state), and returns the updated weights and state
 
 import numpy as np
 
-from .. import infer
 from ..infer import InferError
 from ..registry import REQUIRED, defop
 
