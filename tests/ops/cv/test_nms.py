@@ -28,3 +28,11 @@ def test_defaults_select_nothing_and_center_format(run):
 def test_infer(infer_types, tt):
     out = infer_types("NonMaxSuppression", [tt("float32", "b", "n", 4), tt("float32", "b", 3, "n")])
     assert out.shape == (None, 3) and out.dtype.name == "int64"
+
+
+def test_score_equal_to_threshold_is_dropped(run):
+    boxes = np.array([[[0, 0, 1, 1], [0, 2, 1, 3]]], np.float32)
+    scores = np.array([[[0.5, 0.6]]], np.float32)
+    sel = run("NonMaxSuppression", [boxes, scores, np.array(2, np.int64), np.array(0.5, np.float32),
+                                    np.array(0.5, np.float32)])
+    np.testing.assert_array_equal(sel, [[0, 0, 1]])

@@ -47,8 +47,9 @@ def _scalar(x, default):
 def non_max_suppression(boxes, scores, max_output_boxes_per_class, iou_threshold, score_threshold, *,
                         center_point_box):
     """Rows (batch, class, box) of the selected boxes, per batch and class in descending score.
-    A box is dropped when its IoU with a selected box is above iou_threshold, or its score is below
-    score_threshold (when given); at most max_output_boxes_per_class (default 0: none) per class."""
+    A box is dropped when its IoU with a selected box is above iou_threshold, or its score is not
+    above score_threshold (when given; a tie is dropped, as in ONNX Runtime); at most
+    max_output_boxes_per_class (default 0: none) per class. Equal scores keep the box order."""
     boxes, scores = np.asarray(boxes, np.float64), np.asarray(scores, np.float64)
     if boxes.ndim != 3 or boxes.shape[2] != 4 or scores.ndim != 3 or \
             scores.shape[0] != boxes.shape[0] or scores.shape[2] != boxes.shape[1]:
@@ -65,7 +66,7 @@ def non_max_suppression(boxes, scores, max_output_boxes_per_class, iou_threshold
                 s = scores[b, c]
                 order = np.argsort(-s, kind="stable")
                 if score_t is not None:
-                    order = order[s[order] >= score_t]
+                    order = order[s[order] > score_t]
                 cand = corners[b, order]
                 alive = np.ones(len(order), bool)
                 kept = 0
