@@ -46,3 +46,15 @@ def test_logistic_float32(run):
     assert got.dtype == np.float32
     want = 1 / (1 + np.exp(-np.array([[11, 0], [2, 20], [10, 3], [0, 23]], np.float64)))
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_softmax_and_probit(run):
+    from statistics import NormalDist
+
+    attrs = _forest(leaf_weights=np.array([0.1, 0.2, 0.3, 0.4, 0.5]))
+    sums = np.array([[0.5, 0.0], [0.2, 0.5], [0.4, 0.3], [0.0, 0.8]])
+    got = run("TreeEnsemble", [X], {**attrs, "post_transform": 1}, domain=ML, domain_opset=5)
+    np.testing.assert_allclose(got, np.exp(sums) / np.exp(sums).sum(axis=1, keepdims=True), rtol=1e-12)
+    got = run("TreeEnsemble", [X[1:3]], {**attrs, "post_transform": 4}, domain=ML, domain_opset=5)
+    want = [[NormalDist().inv_cdf(p) for p in row] for row in sums[1:3]]
+    np.testing.assert_allclose(got, want, rtol=1e-9)

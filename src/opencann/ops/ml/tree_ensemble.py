@@ -64,14 +64,18 @@ def _post_transform(scores: np.ndarray, kind: int) -> np.ndarray:
         e = np.where(nz, np.exp(scores - np.where(np.isfinite(m), m, 0)), 0.0)
         s = e.sum(axis=1, keepdims=True)
         return np.where(s > 0, e / np.where(s > 0, s, 1), 0.0)
-    if kind == 4:  # PROBIT: sqrt(2) * erfinv(2p - 1)
+    if kind == 4:  # PROBIT: sqrt(2) * erfinv(2p - 1), NaN outside 0 < p < 1
         erf = np.frompyfunc(math.erf, 1, 1)
         y = 2 * scores - 1
-        # initial guess (Giles' approximation), then Newton steps on erf(z) = y
-        w = -np.log(np.maximum((1 - y) * (1 + y), 1e-300))
-        z = np.sign(y) * np.sqrt(np.sqrt((2 / (np.pi * 0.147) + w / 2) ** 2 - w / 0.147) - (2 / (np.pi * 0.147) + w / 2))
-        for _ in range(3):
-            z = z - (erf(z).astype(np.float64) - y) / (2 / np.sqrt(np.pi) * np.exp(-z * z))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # Winitzki's approximation of erfinv, refined by Newton steps on erf(z) = y
+            a = 0.147
+            ln = np.log((1 - y) * (1 + y))
+            t = 2 / (np.pi * a) + ln / 2
+            z = np.sign(y) * np.sqrt(np.sqrt(t * t - ln / a) - t)
+            for _ in range(3):
+                z = z - (erf(z).astype(np.float64) - y) / (2 / np.sqrt(np.pi) * np.exp(-z * z))
+            z = np.where(np.abs(y) == 1, y * np.inf, z)
         return np.sqrt(2) * z
     raise ValueError(f"TreeEnsemble post_transform must be 0..4, got {kind}")
 
