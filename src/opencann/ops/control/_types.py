@@ -41,3 +41,31 @@ def join_all(types):
 def output_types(graph) -> list:
     """The types of a subgraph's outputs (None where not known)."""
     return [v.type for v in graph.outputs]
+
+
+def body_inputs(name: str, since: int, domain: str = ""):
+    """Attach the decorated function to op `name`'s definition (opset `since`) as
+    `infer_subgraph_inputs(*inputs, **attrs) -> {graph attribute: [input types]}`: the types a
+    body's inputs take from the node's inputs, for bodies (e.g. ONNX function expansions) that do
+    not declare them. The engine calls it before inferring the node's subgraphs."""
+    from ..registry import lookup
+
+    def attach(fn):
+        d = lookup(name, domain, since)
+        if d is None or d.since != since:
+            raise LookupError(f"op {name} (opset {since}) is not registered")
+        d.infer_subgraph_inputs = fn
+        return fn
+
+    return attach
+
+
+def drop_axis(t, axis: int, count: int = 1):
+    """Tensor type `t` without `count` dims from `axis` on (a slice of it); None stays None."""
+    if not isinstance(t, TensorType) or t.shape is None:
+        return t if not isinstance(t, TensorType) else TensorType(t.dtype, None)
+    rank = len(t.shape)
+    a = axis + rank if axis < 0 else axis
+    if not 0 <= a <= rank - count:
+        raise InferError(f"axis {axis} is out of range for {t!r}")
+    return TensorType(t.dtype, t.shape[:a] + t.shape[a + count:])

@@ -9,7 +9,8 @@ from ...ir.types import TensorType
 from ..context import run_graph
 from ..infer import InferError, tensor
 from ..registry import REQUIRED, defop
-from ._types import join, output_types
+from ... import dtypes
+from ._types import body_inputs, join, output_types
 
 
 def _infer_loop(m, cond, *v_initial, body):
@@ -71,3 +72,9 @@ def loop(m, cond, *v_initial, body):
         else:
             stacked.append(np.zeros((0,), np.float32))
     return tuple(carried + stacked)
+
+
+@body_inputs("Loop", since=1)
+def _loop_body_inputs(m, cond, *v_initial, body):
+    return {"body": [tensor(dtypes.int64, ()), tensor(dtypes.bool_, ())]
+            + [None if v is None else v.type for v in v_initial]}

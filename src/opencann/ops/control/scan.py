@@ -14,7 +14,7 @@ from ...ir.types import TensorType
 from ..context import run_graph
 from ..infer import InferError, normalize_axis, tensor
 from ..registry import REQUIRED, defop
-from ._types import join, output_types
+from ._types import body_inputs, drop_axis, join, output_types
 
 
 def _check_body(body, n_state: int, n_scan_in: int) -> list:
@@ -163,3 +163,19 @@ def scan8(sequence_lens, *inputs, body, num_scan_inputs, directions):
                 y = np.concatenate([y, np.zeros((max_len - k,) + y.shape[1:], y.dtype)])
             acc.append(y)
     return tuple([np.stack(f) for f in finals] + [np.stack(a) for a in stacked])
+
+
+@body_inputs("Scan", since=9)
+def _scan_body_inputs(*inputs, body, num_scan_inputs, scan_input_axes, scan_input_directions,
+                      scan_output_axes, scan_output_directions):
+    n_state = len(inputs) - num_scan_inputs
+    axes = scan_input_axes or [0] * num_scan_inputs
+    return {"body": [v.type for v in inputs[:n_state]]
+            + [drop_axis(v.type, a) for v, a in zip(inputs[n_state:], axes)]}
+
+
+@body_inputs("Scan", since=8)
+def _scan8_body_inputs(sequence_lens, *inputs, body, num_scan_inputs, directions):
+    n_state = len(inputs) - num_scan_inputs
+    return {"body": [drop_axis(v.type, 0) for v in inputs[:n_state]]
+            + [drop_axis(v.type, 0, 2) for v in inputs[n_state:]]}

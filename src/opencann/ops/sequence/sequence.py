@@ -9,7 +9,7 @@ from ...ir.types import SequenceType, TensorType
 from ..context import run_graph
 from ..infer import InferError, const, normalize_axis, tensor
 from ..registry import REQUIRED, defop
-from ..control._types import join, join_all
+from ..control._types import body_inputs, join, join_all
 
 
 def _elem(v, what: str = "input_sequence"):
@@ -211,3 +211,10 @@ def sequence_map(seq, *extra, body):
         for acc, y in zip(results, run_graph(body, args)):
             acc.append(np.asarray(y))
     return tuple(results)
+
+
+@body_inputs("SequenceMap", since=17)
+def _map_body_inputs(seq, *extra, body):
+    def elem(v):
+        return v.type.elem if isinstance(v.type, SequenceType) else v.type
+    return {"body": [elem(seq)] + [elem(v) for v in extra]}
