@@ -3,7 +3,7 @@
     >>> import numpy as np
     >>> from opencann import dtypes
     >>> convert(np.array([1e6, -0.3], np.float32), dtypes.float8e4m3fn)   # saturates by default
-    array([448, -0.3125], dtype=float8_e4m3fn)
+    array([448, -0.3125], dtype='float8_e4m3fn')
 
 NumPy and ml_dtypes do most conversions; this module adds what ONNX specifies beyond them:
 saturation for the float8 types, float8e8m0 with its rounding modes, wrap-around (two's complement)
