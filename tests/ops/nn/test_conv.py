@@ -196,3 +196,10 @@ def test_causal_conv_streaming_equals_one_shot():
     np.testing.assert_allclose(y[..., 0], pre / (1 + np.exp(-pre)), rtol=1e-5)
     typ = infer_types("CausalConvWithState", [t("float16", "b", 3, "l"), t("float16", 3, 1, 4)], opset=27)
     assert [x.shape for x in typ] == [("b", 3, "l"), ("b", 3, 3)]
+
+
+def test_conv_rejects_integer_and_mixed_dtypes():
+    with pytest.raises(InferError, match="float"):
+        infer_types("Conv", [t("int32", 1, 2, 4, 4), t("int32", 3, 2, 3, 3)])
+    with pytest.raises(InferError, match="one dtype"):
+        infer_types("ConvTranspose", [t("float32", 1, 2, 4, 4), t("float16", 2, 3, 3, 3)])

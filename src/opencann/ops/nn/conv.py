@@ -44,7 +44,19 @@ def _check_channels(c, w_in, group, what="X"):
                          f"group(s) = {w_in * group}")
 
 
+def _check_float_inputs(*pairs):
+    """InferError unless every present (name, value) is a float tensor of one dtype."""
+    seen = [(name, v.dtype) for name, v in pairs if v is not None and v.dtype is not None]
+    for name, dt in seen:
+        if dt.kind != "float":
+            raise InferError(f"{name} has dtype {dt.name}, the op takes float tensors")
+    if len({dt.name for _, dt in seen}) > 1:
+        raise InferError("inputs must share one dtype, got "
+                         + ", ".join(f"{name}: {dt.name}" for name, dt in seen))
+
+
 def _infer_conv(x, w, b=None, **attrs):
+    _check_float_inputs(("X", x), ("W", w), ("B", b))
     n = spatial_rank(x)
     if n is None and infer.rank_of(w) is not None:
         n = infer.rank_of(w) - 2
@@ -141,6 +153,7 @@ def _transpose_geometry(in_sizes, win: Window, output_padding, output_shape, err
 
 
 def _infer_conv_transpose(x, w, b=None, **attrs):
+    _check_float_inputs(("X", x), ("W", w), ("B", b))
     n = spatial_rank(x)
     if n is None and infer.rank_of(w) is not None:
         n = infer.rank_of(w) - 2
@@ -195,6 +208,7 @@ def conv_transpose(x, w, b=None, *, auto_pad, dilations, group, kernel_shape, pa
 
 # --- DeformConv -----------------------------------------------------------------------------------
 def _infer_deform_conv(x, w, offset, b=None, mask=None, **attrs):
+    _check_float_inputs(("X", x), ("W", w), ("offset", offset), ("B", b), ("mask", mask))
     return _infer_conv(x, w, **{**attrs, "auto_pad": "NOTSET"})
 
 
@@ -311,6 +325,7 @@ def col2im_op(x, image_shape, block_shape, *, dilations, pads, strides):
 
 # --- CausalConvWithState --------------------------------------------------------------------------
 def _infer_causal_conv(x, w, bias=None, past=None, **attrs):
+    _check_float_inputs(("input", x), ("weight", w), ("bias", bias), ("past_state", past))
     if infer.rank_of(x) not in (None, 3):
         raise InferError(f"input has rank {infer.rank_of(x)}, the op takes (batch, channels, length)")
     if infer.rank_of(w) not in (None, 3):
