@@ -27,10 +27,16 @@ def test_normalizer_stopwords_and_case(run):
     assert got.shape == (1, 1) and got.tolist() == [[""]]  # everything dropped
 
 
+def test_normalizer_maps_case_character_by_character(run):
+    got = run("StringNormalizer", [_s("Straße", "STRASSE")], {"stopwords": ["strasse"], "case_change_action": "UPPER"},
+              opset=10)
+    assert got.tolist() == ["STRAßE"]  # ß has no one-character upper case; it is not "ss" either
+
+
 def test_split_maxsplit_and_padding(run, infer_types, tt):
     y, z = run("StringSplit", [_s("a,b,,c", "", "d")], {"delimiter": ",", "maxsplit": 2}, opset=20, outputs=2)
     assert y.tolist() == [["a", "b", ",c"], ["", "", ""], ["d", "", ""]]
-    assert z.dtype == np.int64 and z.tolist() == [3, 1, 1]
+    assert z.dtype == np.int64 and z.tolist() == [3, 0, 1]  # an empty string has no substrings
     y_t, z_t = infer_types("StringSplit", [tt("string", "n", 2)])
     assert y_t.shape == ("n", 2, None) and z_t.shape == ("n", 2) and z_t.dtype.name == "int64"
 

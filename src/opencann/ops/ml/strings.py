@@ -42,6 +42,22 @@ def string_concat(x, y):
 # --- StringNormalizer ----------------------------------------------------------------------------
 
 
+def _simple_case(fn):
+    """Character-by-character case mapping (as C's towlower/towupper): a character whose full
+    mapping has several characters ("ß".upper() == "SS") stays as it is."""
+
+    def convert(word: str) -> str:
+        if word.isascii():
+            return fn(word)
+        return "".join(m if len(m := fn(c)) == 1 else c for c in word)
+
+    return convert
+
+
+_lower = _simple_case(str.lower)
+_upper = _simple_case(str.upper)
+
+
 def _normalizer_infer(x, *, case_change_action, **attrs):
     _check_string(x, "StringNormalizer", "X")
     if case_change_action not in ("LOWER", "UPPER", "NONE"):
@@ -70,12 +86,12 @@ def string_normalizer(x, *, case_change_action, is_case_sensitive, locale, stopw
             stop = set(stopwords)
             words = [w for w in words if w not in stop]
         else:
-            stop = {s.casefold() for s in stopwords}
-            words = [w for w in words if w.casefold() not in stop]
+            stop = {_lower(s) for s in stopwords}
+            words = [w for w in words if _lower(w) not in stop]
     if case_change_action == "LOWER":
-        words = [w.lower() for w in words]
+        words = [_lower(w) for w in words]
     elif case_change_action == "UPPER":
-        words = [w.upper() for w in words]
+        words = [_upper(w) for w in words]
     elif case_change_action != "NONE":
         raise ValueError(f"StringNormalizer case_change_action must be LOWER, UPPER or NONE, "
                          f"got {case_change_action!r}")
@@ -103,11 +119,12 @@ def _split_infer(x, *, delimiter, maxsplit):
        since=20, infer=_split_infer)
 def string_split(x, *, delimiter, maxsplit):
     """Split each string on `delimiter` (runs of whitespace when unset or empty), at most
-    `maxsplit` times. Y pads each row of substrings with empty strings; Z counts them."""
+    `maxsplit` times. Y pads each row of substrings with empty strings; Z counts them. An empty
+    string has no substrings (as in ONNX Runtime)."""
     x = _strings(x)
     sep = delimiter or None
     limit = -1 if maxsplit is None else int(maxsplit)
-    parts = [s.split(sep, limit) for s in x.reshape(-1)]
+    parts = [s.split(sep, limit) if s else [] for s in x.reshape(-1)]
     counts = np.array([len(p) for p in parts], dtype=np.int64).reshape(x.shape)
     width = max((len(p) for p in parts), default=0)
     y = np.full((len(parts), width), "", dtype=object)
