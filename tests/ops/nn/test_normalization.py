@@ -166,3 +166,9 @@ def test_lp_norm_p1_and_zero_vector():
     np.testing.assert_allclose(run("LpNormalization", [x], {"p": 2, "axis": 0}), [[1, -1], [0, 0]])
     with pytest.raises(InferError, match="p must be"):
         infer_types("LpNormalization", [f32(2, 2)], {"p": 3})
+
+
+def test_batch_norm_15_statistics_outputs_need_training_mode():
+    scale, b, mean, var = C4
+    with pytest.raises(Exception, match="only when training_mode"):
+        run("BatchNormalization", [X4, scale, b, mean, var], opset=15, outputs=3)

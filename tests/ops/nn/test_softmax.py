@@ -91,3 +91,9 @@ def test_infer_checks_axis_and_keeps_symbols():
         f32("batch", 12, "seq", "seq")
     with pytest.raises(InferError, match="axis 3"):
         infer_types("LogSoftmax", [f32("batch", 4, 5)], {"axis": 3}, opset=13)
+
+
+def test_empty_input_keeps_its_shape():
+    for opset in (11, 13):
+        got = run("Softmax", [np.zeros((0, 3, 4), np.float32)], {"axis": 1}, opset=opset)
+        assert got.shape == (0, 3, 4) and got.dtype == np.float32

@@ -123,6 +123,9 @@ def batch_norm(x, scale, b, input_mean, input_var, *, epsilon, momentum, trainin
     """Y = (X - mean) / sqrt(var + epsilon) * scale + B per channel, with the given statistics, or
     with the batch's own (population) statistics when `training_mode`, which also returns the
     updated running statistics."""
+    if not training_mode and context.num_outputs() > 1:
+        raise ValueError("running_mean and running_var are outputs only when training_mode is set "
+                         f"(the node has {context.num_outputs()} outputs and training_mode=0)")
     y, run_mean, run_var, _, _ = _batch_norm(x, scale, b, input_mean, input_var, epsilon=epsilon,
                                              momentum=momentum, training=bool(training_mode))
     return (y, run_mean, run_var) if training_mode else y
@@ -275,8 +278,8 @@ def group_norm(x, scale, bias, *, epsilon, num_groups, stash_type):
 def _infer_lrn(x, *, size, **attrs):
     if size <= 0:
         raise infer.InferError(f"size must be positive, got {size}")
-    if x.shape is not None and len(x.shape) < 3:
-        raise infer.InferError(f"input {x.type!r} must be [N, C, D1, ...] (rank 3 or more)")
+    if x.shape is not None and len(x.shape) < 2:
+        raise infer.InferError(f"input {x.type!r} must be [N, C, D1, ...] (rank 2 or more)")
     return x.type
 
 

@@ -28,6 +28,8 @@ def _along(fn, x: np.ndarray, axis: int, coerce_2d: bool) -> np.ndarray:
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis {axis} is out of range for an input of rank {x.ndim}")
     axis %= x.ndim
+    if x.size == 0:
+        return fn(x)  # nothing to normalize; keeps the shape
     if coerce_2d:
         rows = int(np.prod(x.shape[:axis], dtype=np.int64))
         return fn(x.reshape(rows, -1)).reshape(x.shape)
