@@ -86,6 +86,7 @@ def relu(x, consumed_inputs=None):
 @defop("LeakyRelu", inputs=["X"], outputs=["Y"], infer=infer.same, attrs={"alpha": 0.01}, since=6)
 @in_float
 def leaky_relu(x, *, alpha, consumed_inputs=None):
+    """x where x >= 0, alpha * x elsewhere."""
     return np.where(x < 0, x * _c(x, alpha), x)
 
 
@@ -192,6 +193,7 @@ def hard_swish(x):
 @defop("Tanh", inputs=["input"], outputs=["output"], infer=infer.same, since=6)
 @in_float
 def tanh(x, consumed_inputs=None):
+    """The hyperbolic tangent."""
     return np.tanh(x)
 
 
