@@ -32,7 +32,8 @@ def _run(op, inputs, attrs=None, opset=21, outputs=1, consts=()):
 
 
 def _infer(op, inputs, attrs=None, opset=21):
-    """The output type(s) `op` infers for `inputs`: TensorTypes, or (TensorType, const) pairs."""
+    """The output type(s) `op` infers for `inputs`: TensorTypes, (TensorType, const) pairs, None
+    for an omitted optional input, or "untyped" for a value whose type is not known yet."""
     d = ops.lookup(op, "", opset)
     resolved, problems = d.resolve_attrs(dict(attrs or {}))
     assert not problems, problems
@@ -40,6 +41,8 @@ def _infer(op, inputs, attrs=None, opset=21):
     for i, t in enumerate(inputs):
         if t is None:
             vals.append(None)
+        elif t == "untyped":
+            vals.append(Value(f"x{i}", None))
         elif isinstance(t, tuple):
             vals.append(Value(f"x{i}", t[0], const=np.asarray(t[1])))
         else:

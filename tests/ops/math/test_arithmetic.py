@@ -108,3 +108,13 @@ def test_clip_versions(run_op):
     np.testing.assert_array_equal(got, [-10, 5, 10])
     # min > max: every element becomes max
     np.testing.assert_array_equal(run_op("Clip", [x, np.float32(2), np.float32(1)]), [1, 1, 1])
+
+
+def test_untyped_inputs_in_loop_bodies(infer_op, tt):
+    # a loop body's carried value has no type until the loop's own inference runs
+    assert infer_op("Add", ["untyped", tt("float32")]) == TensorType(tt("float32").dtype, None)
+    assert infer_op("Add", ["untyped", "untyped"]) is None
+    assert infer_op("Less", ["untyped", "untyped"]) == TensorType(tt("bool").dtype, None)
+    assert infer_op("MatMul", ["untyped", tt("float16", 4, 4)]) == TensorType(tt("float16").dtype, None)
+    assert infer_op("ReduceSum", ["untyped", None], opset=13) is None
+    assert infer_op("Sum", ["untyped", tt("int32", 3)]) == TensorType(tt("int32").dtype, None)

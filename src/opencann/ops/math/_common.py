@@ -36,6 +36,22 @@ def check_same_dtype(*values) -> None:
         raise InferError(f"inputs must share one dtype, got {', '.join(v.dtype.name for v in present)}")
 
 
+def dtype_of(*values):
+    """The dtype of the first input whose type is known (the inputs share type T), else None:
+    inside a loop body an input may have no type until the loop's own inference runs."""
+    for v in values:
+        if v is not None and v.dtype is not None:
+            return v.dtype
+    return None
+
+
+def broadcast_type(*values):
+    """Multidirectional broadcasting; None when no input's type is known."""
+    present = [v for v in values if v is not None]
+    dt = dtype_of(*present)
+    return None if dt is None else infer.tensor(dt, infer.broadcast_shapes(*(v.shape for v in present)))
+
+
 def is_float(dt: np.dtype) -> bool:
     """Whether NumPy dtype `dt` stores a floating-point type (ml_dtypes narrow floats included)."""
     try:
@@ -115,7 +131,8 @@ def legacy_infer(result_dtype=None) -> Callable:
                 raise InferError(f"B {b.type!r} does not fit A {a.type!r} at axis {axis}")
             shape_b = tuple(shape_b) + (1,) * tail
         shape = infer.broadcast_shapes(a.shape, shape_b)
-        return infer.tensor(result_dtype or a.dtype, shape)
+        dt = result_dtype or dtype_of(a, b)
+        return None if dt is None else infer.tensor(dt, shape)
 
     return infer_fn
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from .. import infer
 from ..infer import InferError
-from ._common import (FLOAT, LEGACY_BROADCAST, NUMERIC, check_kind, check_same_dtype, legacy_align,
-                      legacy_infer, versions, wide)
+from ._common import (FLOAT, LEGACY_BROADCAST, NUMERIC, broadcast_type, check_kind, check_same_dtype,
+                      legacy_align, legacy_infer, versions, wide)
 
 
 def _native(dt: np.dtype) -> bool:
@@ -34,7 +34,7 @@ def _binary_infer(kinds=NUMERIC):
     def infer_fn(a, b, **attrs):
         check_kind(a, kinds, "A")
         check_same_dtype(a, b)
-        return infer.broadcast(a, b)
+        return broadcast_type(a, b)
 
     return infer_fn
 
@@ -137,12 +137,15 @@ def pow_(x, y):
 def _pow_infer(x, y, **attrs):
     check_kind(x, NUMERIC, "X")
     check_kind(y, NUMERIC, "Y")
+    if x.dtype is None:
+        return None
     return infer.tensor(x.dtype, infer.broadcast_shapes(x.shape, y.shape))
 
 
 def _pow_legacy_infer(x, y, **attrs):
     check_kind(x, NUMERIC, "X")
-    return legacy_infer()(x, y, **attrs)
+    t = legacy_infer()(x, y, **attrs)
+    return None if x.dtype is None or t is None else infer.tensor(x.dtype, t.shape)
 
 
 @versions("Pow", {7: {}}, inputs=["X", "Y"], outputs=["Z"], infer=_pow_infer)
@@ -174,7 +177,7 @@ def _variadic_infer(kinds=NUMERIC):
             raise InferError("needs at least one input")
         check_kind(present[0], kinds, "data_0")
         check_same_dtype(*present)
-        return infer.broadcast(*present)
+        return broadcast_type(*present)
 
     return infer_fn
 

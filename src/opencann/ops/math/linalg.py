@@ -11,7 +11,7 @@ import numpy as np
 from .. import infer
 from ..infer import InferError
 from ..registry import REQUIRED
-from ._common import FLOAT, NUMERIC, check_kind, check_same_dtype, is_float, versions, wide
+from ._common import FLOAT, NUMERIC, check_kind, check_same_dtype, dtype_of, is_float, versions, wide
 
 _MATMUL_KINDS = ("float", "int", "uint")
 
@@ -44,7 +44,9 @@ def matmul_shape(a_shape, b_shape) -> tuple | None:
 def _matmul_infer(a, b):
     check_kind(a, _MATMUL_KINDS, "A")
     check_same_dtype(a, b)
-    return infer.tensor(a.dtype, matmul_shape(a.shape, b.shape))
+    shape = matmul_shape(a.shape, b.shape)
+    dt = dtype_of(a, b)
+    return None if dt is None else infer.tensor(dt, shape)
 
 
 def matmul_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -84,7 +86,8 @@ def _gemm_infer(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0, **lega
         for d, o in zip(reversed(c.shape), reversed(out)):
             if infer.known_int(d) and d != 1 and infer.known_int(o) and d != o:
                 raise InferError(f"C {c.type!r} does not broadcast to [{m},{n}]")
-    return infer.tensor(a.dtype, out)
+    dt = dtype_of(a, b, c)
+    return None if dt is None else infer.tensor(dt, out)
 
 
 def _gemm(a, b, c, alpha, beta, trans_a, trans_b):
@@ -177,6 +180,9 @@ def _einsum_infer(*inputs, equation):
     check_kind(inputs[0], NUMERIC, "Inputs[0]")
     check_same_dtype(*inputs)
     terms, out = parse_einsum(equation, len(inputs))
+    dt = dtype_of(*inputs)
+    if dt is None:
+        return None
     dims: dict[str, object] = {}
     ellipses, ell_unknown = [], False
     for t, v in zip(terms, inputs):
@@ -204,11 +210,11 @@ def _einsum_infer(*inputs, equation):
     for c in out:
         if c == "...":
             if ell_unknown:
-                return infer.tensor(inputs[0].dtype, None)
+                return infer.tensor(dt, None)
             shape.extend(infer.broadcast_shapes(*ellipses) if ellipses else ())
         else:
             shape.append(dims.get(c))
-    return infer.tensor(inputs[0].dtype, tuple(shape))
+    return infer.tensor(dt, tuple(shape))
 
 
 @versions("Einsum", {12: {"equation": REQUIRED}}, inputs=["Inputs*"], outputs=["Output"], infer=_einsum_infer)
@@ -228,6 +234,8 @@ def einsum(*inputs, equation):
 # --- Det -----------------------------------------------------------------------------------------
 def _det_infer(x):
     check_kind(x, FLOAT, "X")
+    if x.dtype is None:
+        return None
     if x.shape is None:
         return infer.tensor(x.dtype, None)
     if len(x.shape) < 2:

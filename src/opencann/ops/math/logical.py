@@ -8,7 +8,8 @@ import numpy as np
 from ... import dtypes
 from .. import infer
 from ..registry import REQUIRED
-from ._common import BOOL, INT, LEGACY_BROADCAST, check_kind, check_same_dtype, legacy_align, legacy_infer, versions
+from ._common import (BOOL, INT, LEGACY_BROADCAST, broadcast_type, check_kind, check_same_dtype, legacy_align,
+                      legacy_infer, versions)
 
 _ORDERED = ("float", "int", "uint")
 _EQUATABLE = ("float", "int", "uint", "bool", "string")
@@ -22,7 +23,7 @@ def _infer(kinds, result_bool: bool, legacy: bool = False):
         check_same_dtype(a, b)
         if legacy:
             return base(a, b, **attrs)
-        return infer.compare(a, b) if result_bool else infer.broadcast(a, b)
+        return infer.compare(a, b) if result_bool else broadcast_type(a, b)
 
     return infer_fn
 
@@ -64,7 +65,7 @@ def _bitshift_infer(x, y, **attrs):
     check_same_dtype(x, y)
     if attrs.get("direction") not in ("LEFT", "RIGHT"):
         raise infer.InferError(f"direction must be 'LEFT' or 'RIGHT', got {attrs.get('direction')!r}")
-    return infer.broadcast(x, y)
+    return broadcast_type(x, y)
 
 
 @versions("BitShift", {11: {"direction": REQUIRED}}, inputs=["X", "Y"], outputs=["Z"], infer=_bitshift_infer)

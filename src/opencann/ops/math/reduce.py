@@ -123,6 +123,8 @@ def reduce(name: str, x: np.ndarray, axes, keepdims, noop_with_empty_axes=0) -> 
 def _reduced_type(data, axes, axes_len, keepdims, noop):
     """Output type when `axes` is a known list, or unknown (None) with `axes_len` maybe known."""
     shape = data.shape
+    if data.dtype is None:
+        return None
     if shape is None:
         return infer.tensor(data.dtype, None)
     if axes is not None:

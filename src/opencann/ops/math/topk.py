@@ -44,6 +44,8 @@ def _k_dim(k_value) -> object:
 
 def _topk_type(x, k, axis):
     check_kind(x, NUMERIC, "X")
+    if x.dtype is None:
+        return None, infer.tensor(dtypes.int64, None)
     if x.shape is None:
         return infer.tensor(x.dtype, None), infer.tensor(dtypes.int64, None)
     if len(x.shape) == 0:
