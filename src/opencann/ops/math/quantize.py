@@ -6,8 +6,8 @@ are per tensor (a scalar), per axis (1-D, along `axis`) or blocked (the input's 
 `block_size` elements of `axis` sharing one entry).
 
 Integer products are accumulated exactly: the 8-bit operands, after subtracting their zero
-points, are held in float64, whose matmul (BLAS) is exact for any realistic reduction length
-(|products| <= 2**16, sums exact below 2**53), and much faster than NumPy's integer matmul.
+points, go through float BLAS, which is exact while the partial sums stay below 2**24 (float32)
+or 2**53 (float64) and much faster than NumPy's integer matmul; `_exact_dtype` picks the type.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from ... import dtypes
 from .. import infer
-from ..infer import InferError
+from ..infer import InferError, known_int
 from ..registry import defop
 from ._cast_convert import convert, int_range
 from .cast import target_dtype
@@ -40,7 +40,7 @@ def _exact(x: np.ndarray) -> np.ndarray:
 def _param_layout(x_shape, p_shape, axis: int, block_size: int, what: str, error) -> tuple[str, int]:
     """Classify a scale/zero-point shape: ('tensor', 0), ('axis', axis) or ('block', axis)."""
     rank = len(x_shape)
-    size = math.prod(d if isinstance(d, int) else 2 for d in p_shape)  # symbolic: assume > 1
+    size = math.prod(d if known_int(d) else 2 for d in p_shape)  # symbolic: assume > 1
     if len(p_shape) == 0 or (size == 1 and block_size <= 0):
         return "tensor", 0
     if rank == 0:
@@ -54,20 +54,20 @@ def _param_layout(x_shape, p_shape, axis: int, block_size: int, what: str, error
         if len(p_shape) != rank:
             raise error(f"blocked quantization needs {what} of the input's rank {rank}, got shape {list(p_shape)}")
         for i, (d, s) in enumerate(zip(x_shape, p_shape)):
-            if i == axis or not (isinstance(d, int) and isinstance(s, int)):
+            if i == axis or not (known_int(d) and known_int(s)):
                 continue
             if d != s:
                 raise error(f"{what} shape {list(p_shape)} must match the input shape {list(x_shape)} "
                             f"except on axis {axis}")
         d, s = x_shape[axis], p_shape[axis]
-        if isinstance(d, int) and isinstance(s, int) and s != -(-d // block_size):
+        if known_int(d) and known_int(s) and s != -(-d // block_size):
             raise error(f"{what} has {s} blocks on axis {axis}, but an input dim of {d} with "
                         f"block_size {block_size} needs {-(-d // block_size)}")
         return "block", axis
     if len(p_shape) != 1:
         raise error(f"{what} must be a scalar or 1-D (per axis) unless block_size is set; got shape {list(p_shape)}")
     d = x_shape[axis]
-    if isinstance(d, int) and isinstance(p_shape[0], int) and d != p_shape[0]:
+    if known_int(d) and known_int(p_shape[0]) and d != p_shape[0]:
         raise error(f"{what} has {p_shape[0]} entries but the input has {d} along axis {axis}")
     return "axis", axis
 
@@ -283,7 +283,7 @@ def _matmul_shape(a, b, error=InferError):
     a2 = (1,) + tuple(a) if a1 else tuple(a)
     b2 = tuple(b) + (1,) if b1 else tuple(b)
     ka, kb = a2[-1], b2[-2]
-    if isinstance(ka, int) and isinstance(kb, int) and ka != kb:
+    if known_int(ka) and known_int(kb) and ka != kb:
         raise error(f"matmul inner dims differ: {list(a)} @ {list(b)}")
     batch = infer.broadcast_shapes(a2[:-2], b2[:-2])
     out = tuple(batch) + (a2[-2], b2[-1])
@@ -441,9 +441,9 @@ def _conv_geometry(spatial_in, kernel, auto_pad, dilations, pads, strides, error
     geo = []
     for i in range(n):
         d_in, k, s, d = spatial_in[i], kernel[i], strides[i], dilations[i]
-        eff = (k - 1) * d + 1 if isinstance(k, int) else None
+        eff = (k - 1) * d + 1 if known_int(k) else None
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            if not isinstance(d_in, int) or eff is None:
+            if not known_int(d_in) or eff is None:
                 geo.append((None, None, None))
                 continue
             out = -(-d_in // s)
@@ -452,7 +452,7 @@ def _conv_geometry(spatial_in, kernel, auto_pad, dilations, pads, strides, error
             pb, pe = (small, total - small) if auto_pad == "SAME_UPPER" else (total - small, small)
         else:
             pb, pe = (0, 0) if auto_pad == "VALID" else (pads[i], pads[i + n])
-            if not isinstance(d_in, int) or eff is None:
+            if not known_int(d_in) or eff is None:
                 geo.append((pb, pe, None))
                 continue
             out = max((d_in + pb + pe - eff) // s + 1, 0)  # 0: the kernel does not fit
@@ -469,7 +469,7 @@ def _conv_out_shape(x, w, attrs, error=InferError):
     geo, _, _ = _conv_geometry(x.shape[2:], kernel, attrs["auto_pad"], attrs["dilations"], attrs["pads"],
                                attrs["strides"], error)
     c, cg, group = x.shape[1], w.shape[1], attrs["group"]
-    if isinstance(c, int) and isinstance(cg, int) and c != cg * group:
+    if known_int(c) and known_int(cg) and c != cg * group:
         raise error(f"input has {c} channels but weight expects {cg} x group {group}")
     return (x.shape[0], w.shape[0]) + tuple(g[2] for g in geo)
 
