@@ -86,3 +86,8 @@ def test_grid_sample_infer(infer_types, tt):
     assert out.shape == ("n", 3, 5, 7) and out.dtype.name == "float16"
     with pytest.raises(InferError, match="last dim must be 2"):
         infer_types("GridSample", [tt("float32", 1, 3, 4, 4), tt("float32", 1, 5, 7, 3)])
+
+
+def test_opset16_is_4d_only(infer_types, tt):
+    with pytest.raises(InferError, match="opset 20"):
+        infer_types("GridSample", [tt("float32", 1, 1, 2, 2, 2), tt("float32", 1, 1, 1, 1, 3)], opset=16)

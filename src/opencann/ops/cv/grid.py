@@ -175,12 +175,19 @@ def _grid_sample(x, grid, mode: str, padding_mode: str, align_corners: int):
     return np.moveaxis(out, -1, 1).astype(x.dtype)
 
 
+def _grid_sample_16_infer(x, grid, **attrs):
+    if x.shape is not None and len(x.shape) != 4:
+        raise InferError(f"GridSample (opset 16) takes 4-D X (N, C, H, W), got rank {len(x.shape)}; "
+                         "N-D inputs need opset 20")
+    return _grid_sample_infer(x, grid, **attrs)
+
+
 _GS_ATTRS_16 = {"mode": "bilinear", "padding_mode": "zeros", "align_corners": 0}
 _GS_ATTRS_20 = {"mode": "linear", "padding_mode": "zeros", "align_corners": 0}
 
 
 @defop("GridSample", inputs=["X", "grid"], outputs=["Y"], attrs=_GS_ATTRS_16, since=16,
-       infer=_grid_sample_infer)
+       infer=_grid_sample_16_infer)
 def grid_sample_16(x, grid, *, mode, padding_mode, align_corners):
     """Sample 4-D X at the grid's positions; modes bilinear, nearest, bicubic."""
     names = {"bilinear": "linear", "nearest": "nearest", "bicubic": "cubic"}
