@@ -22,6 +22,8 @@ class Window:
 
     def __init__(self, n: int, kernel, strides=None, dilations=None, pads=None,
                  auto_pad: str = "NOTSET", ceil_mode: int = 0, error=ValueError):
+        if kernel is None:
+            raise error("kernel_shape is required (the op has no weights to take it from)")
         self.kernel = [int(k) for k in kernel]
         self.strides = [1] * n if not strides else [int(s) for s in strides]
         self.dilations = [1] * n if not dilations else [int(d) for d in dilations]
@@ -86,12 +88,6 @@ class Window:
             befores.append(b)
             afters.append(a)
         return outs, befores, afters
-
-
-def window_from_attrs(n: int, attrs: dict, kernel=None, error=ValueError) -> Window:
-    return Window(n, attrs["kernel_shape"] if kernel is None else kernel, attrs.get("strides"),
-                  attrs.get("dilations"), attrs.get("pads"), attrs.get("auto_pad", "NOTSET"),
-                  attrs.get("ceil_mode", 0), error)
 
 
 def spatial_rank(x, what: str = "X", min_rank: int = 3) -> int | None:
