@@ -54,3 +54,9 @@ def test_tensor_scatter_axis_and_default_indices(run_op):
     assert y[:, :2].sum() == 12 and y[:, 2:].sum() == 0
     y = run_op("TensorScatter", [past, upd, np.array([4, 0], i64)], {"axis": 1, "mode": "circular"}, opset=24)
     assert y[0, 4].sum() == 3 and y[0, 0].sum() == 3 and y[1, :2].sum() == 6
+
+
+def test_gather_elements_indices_smaller_than_data(run_op):
+    data = np.arange(9, dtype=np.float32).reshape(3, 3)
+    idx = np.array([[2, 0]], i64)  # (1, 2): reads the corner data[:, :2]
+    np.testing.assert_array_equal(run_op("GatherElements", [data, idx], {"axis": 0}), [[6, 1]])

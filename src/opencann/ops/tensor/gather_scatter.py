@@ -59,6 +59,12 @@ def gather_elements(data, indices, *, axis):
     if data.ndim != np.ndim(indices):
         raise ValueError(f"data (rank {data.ndim}) and indices (rank {np.ndim(indices)}) must have the same rank")
     a = check_axes([axis], data.ndim)[0]
+    indices = np.asarray(indices)
+    for i, (n, m) in enumerate(zip(indices.shape, data.shape)):
+        if i != a and n > m:
+            raise ValueError(f"indices {list(indices.shape)} exceed data {list(data.shape)} on axis {i}")
+    # indices may be smaller than data off the gather axis: only that corner of data is read
+    data = data[tuple(slice(None) if i == a else slice(0, n) for i, n in enumerate(indices.shape))]
     return np.take_along_axis(data, _fix_indices(indices, data.shape[a]), axis=a)
 
 
