@@ -6,10 +6,13 @@ from __future__ import annotations
 from ..errors import InvalidModelError
 from ..ir import Graph, OptionalType, SequenceType, TensorType
 from ..ir.verify import compatible
+from . import symbolic
 
 
 def merge_types(declared, inferred):
-    """The more specific of two compatible types (known ints beat symbols beat unknowns)."""
+    """The more specific of two compatible types: known ints beat symbols beat unknowns, and an
+    inferred symbol (tied to the inputs' symbols) beats a declared one (often an exporter's
+    invented name)."""
     if declared is None:
         return inferred
     if inferred is None:
@@ -22,7 +25,7 @@ def merge_types(declared, inferred):
         return inferred if inferred.shape is not None else declared
     dims = []
     for a, b in zip(declared.shape, inferred.shape):
-        dims.append(b if isinstance(b, int) else a if a is not None else b)
+        dims.append(b if b is not None else a)
     return TensorType(inferred.dtype, tuple(dims))
 
 
@@ -42,6 +45,7 @@ def infer_graph(graph: Graph, bound: dict, model_name: str) -> None:
             ins = ", ".join("_" if v is None else f"%{v.name}: {v.type!r}" for v in n.inputs)
             raise InvalidModelError(f"model {model_name!r}: {n.describe()} cannot take inputs ({ins}): {e}") from e
         types = list(result) if isinstance(result, (tuple, list)) else [result]
+        types = symbolic.refine(n, types)
         for i, o in enumerate(n.outputs):
             t = types[i] if i < len(types) else None
             if o.type is not None and t is not None and not compatible(o.type, t):
@@ -49,3 +53,5 @@ def infer_graph(graph: Graph, bound: dict, model_name: str) -> None:
                 o.type = t
             else:
                 o.type = merge_types(o.type, t)
+        if n.outputs:
+            n.outputs[0].sym = symbolic.track(n)

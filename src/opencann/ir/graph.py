@@ -27,9 +27,10 @@ from .types import TensorType, Type
 
 
 class Value:
-    """An SSA value: a name, a type, and where it comes from (a node, a graph input or a constant)."""
+    """An SSA value: a name, a type, and where it comes from (a node, a graph input or a constant).
+    `const` holds the data of a constant; `sym` is derived knowledge filled in by inference."""
 
-    __slots__ = ("name", "type", "producer", "const")
+    __slots__ = ("name", "type", "producer", "const", "sym")
 
     def __init__(self, name: str, type: Type | None = None, producer: "Node | None" = None,
                  const: np.ndarray | None = None):
@@ -37,6 +38,9 @@ class Value:
         self.type = type
         self.producer = producer
         self.const = const
+        # what inference knows of a small integer tensor's contents element by element (ints,
+        # symbols, None), e.g. Shape(x) of x: float32[batch,seq] is ["batch", "seq"]
+        self.sym: list | None = None
 
     @property
     def dtype(self):
