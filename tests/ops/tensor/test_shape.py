@@ -101,3 +101,16 @@ def test_identity_sequence_passes_through():
     seq = [np.ones(2, np.float32), np.zeros(3, np.float32)]
     out = ops.lookup("Identity").reference(seq)
     assert out is not seq and all(a is b for a, b in zip(out, seq))
+
+
+def test_untyped_inputs_give_what_is_known():
+    """Inside a loop body an input may have no type yet: infer what does not need it, else None."""
+    from opencann import ops
+    from opencann.ir import Value
+
+    untyped = Value("x", None)
+    t = ops.lookup("Shape").infer(untyped, start=0, end=None)
+    assert (t.dtype, t.shape) == (dtypes.int64, (None,))
+    assert ops.lookup("Reshape").infer(untyped, Value("s", None), allowzero=0) is None
+    t = ops.lookup("Where").infer(untyped, Value("a", f32(2)), Value("b", f32(2)))
+    assert t.dtype == dtypes.float32

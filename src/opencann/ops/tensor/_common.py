@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from .. import infer
+from .. import infer, registry
 from ..infer import InferError, known_int
 
 
@@ -115,3 +117,49 @@ def same_symbolic_product(num: list, den: list):
     if len(syms) == 1 and p_den != 0 and p_num == p_den:
         return syms[0]
     return None
+
+
+# --- untyped inputs --------------------------------------------------------------------------------
+class _Untyped(Exception):
+    """Raised when an infer function needs the type of an input that has none yet."""
+
+
+class _UntypedValue:
+    """Stands in for an input without a type (inside a loop body, before the loop's inference has
+    typed it): its shape is unknown and asking for its dtype gives up on the whole inference."""
+
+    const = None
+    shape = None
+
+    def __init__(self, v):
+        self.name = getattr(v, "name", "?")
+
+    @property
+    def dtype(self):
+        raise _Untyped(self.name)
+
+    @property
+    def type(self):
+        raise _Untyped(self.name)
+
+
+def tolerant(infer_fn):
+    """Wrap `infer_fn` so that inputs without a type make it return what it can without them, or
+    None (unknown) when it needs their dtype."""
+
+    @functools.wraps(infer_fn)
+    def wrapped(*inputs, **attrs):
+        if not any(v is not None and getattr(v, "type", None) is None for v in inputs):
+            return infer_fn(*inputs, **attrs)
+        proxies = [v if v is None or v.type is not None else _UntypedValue(v) for v in inputs]
+        try:
+            return infer_fn(*proxies, **attrs)
+        except _Untyped:
+            return None
+
+    return wrapped
+
+
+def defop(name, *, infer, **kwargs):
+    """`registry.defop` whose infer function tolerates untyped inputs (see `tolerant`)."""
+    return registry.defop(name, infer=tolerant(infer), **kwargs)

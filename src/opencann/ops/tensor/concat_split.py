@@ -6,8 +6,8 @@ import numpy as np
 
 from .. import context, infer
 from ..infer import InferError, known_int, tensor
-from ..registry import REQUIRED, defop
-from ._common import check_axes, const_ints, dim_add, ints_of, normalize_axes
+from ..registry import REQUIRED
+from ._common import check_axes, const_ints, defop, dim_add, ints_of, normalize_axes
 
 # --- Concat ----------------------------------------------------------------------------------------
 

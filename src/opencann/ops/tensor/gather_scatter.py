@@ -7,8 +7,7 @@ import numpy as np
 
 from ... import dtypes
 from ..infer import InferError, known_int, tensor
-from ..registry import defop
-from ._common import check_axes, normalize_axes
+from ._common import check_axes, defop, normalize_axes
 
 
 def _index_dtype_ok(v) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 
 from ... import dtypes
 from ..infer import InferError, tensor
-from ..registry import REQUIRED, defop
-from ._common import const_ints, ints_of, length_of
+from ..registry import REQUIRED
+from ._common import const_ints, defop, ints_of, length_of
 
 # --- Constant --------------------------------------------------------------------------------------
 _VALUE_ATTRS = {"value": None, "sparse_value": None, "value_float": np.float32, "value_floats": np.float32,

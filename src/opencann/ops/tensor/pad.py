@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..infer import InferError, known_int, tensor
-from ..registry import REQUIRED, defop
-from ._common import check_axes, const_ints, dim_add, ints_of, length_of, normalize_axes
+from ..registry import REQUIRED
+from ._common import check_axes, const_ints, defop, dim_add, ints_of, length_of, normalize_axes
 
 _MODES = ("constant", "reflect", "edge", "wrap")
 

@@ -10,7 +10,8 @@ import numpy as np
 
 from ... import dtypes
 from ..infer import InferError, tensor
-from ..registry import REQUIRED, defop
+from ..registry import REQUIRED
+from ._common import defop
 
 
 def _rng(seed) -> np.random.Generator:

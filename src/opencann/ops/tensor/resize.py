@@ -13,8 +13,8 @@ import math
 import numpy as np
 
 from ..infer import InferError, known_int, tensor
-from ..registry import REQUIRED, defop
-from ._common import check_axes, const_ints, normalize_axes
+from ..registry import REQUIRED
+from ._common import check_axes, const_ints, defop, normalize_axes
 
 _MODES = ("nearest", "linear", "cubic")
 _CTMS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",

@@ -6,8 +6,7 @@ import numpy as np
 
 from ... import dtypes
 from ..infer import InferError, broadcast_shapes, dim_mul, known_int, tensor
-from ..registry import defop
-from ._common import check_axes, normalize_axes
+from ._common import check_axes, defop, normalize_axes
 
 
 # --- Where -----------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ import numpy as np
 from ... import dtypes
 from .. import infer
 from ..infer import InferError, dim_mul, known_int, tensor
-from ..registry import REQUIRED, defop
-from ._common import (check_axes, const_ints, dim_div, dim_times, ints_of, length_of, normalize_axes,
+from ..registry import REQUIRED
+from ._common import (check_axes, const_ints, defop, dim_div, dim_times, ints_of, length_of, normalize_axes,
                       same_symbolic_product)
 
 
