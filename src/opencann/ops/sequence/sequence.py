@@ -123,7 +123,7 @@ def _split_sizes(n: int, split) -> list[int]:
             raise ValueError(f"split must be positive, got {k}")
         return [k] * (n // k) + ([n % k] if n % k else [])
     sizes = [int(x) for x in s.reshape(-1)]
-    if sum(sizes) != n or any(x < 0 for x in sizes):
+    if sum(sizes) != n or any(x <= 0 for x in sizes):
         raise ValueError(f"split sizes {sizes} do not add up to the axis length {n}")
     return sizes
 
@@ -162,8 +162,10 @@ def split_to_sequence(x, split, *, axis, keepdims):
 
 def _infer_concat(seq, *, axis, new_axis):
     elem = _elem(seq)
-    if elem is None or elem.shape is None:
-        return tensor(elem.dtype if elem is not None else None, None) if elem is not None else None
+    if elem is None:
+        return None
+    if elem.shape is None:
+        return tensor(elem.dtype, None)
     rank = len(elem.shape)
     if new_axis:
         ax = normalize_axis(axis, rank + 1)
