@@ -143,6 +143,16 @@ class _UntypedValue:
         raise _Untyped(self.name)
 
 
+def dtype_or_none(v):
+    """The dtype of input `v`, None when it is absent or untyped."""
+    if v is None:
+        return None
+    try:
+        return v.dtype
+    except _Untyped:
+        return None
+
+
 def tolerant(infer_fn):
     """Wrap `infer_fn` so that inputs without a type make it return what it can without them, or
     None (unknown) when it needs their dtype."""

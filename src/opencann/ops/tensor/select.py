@@ -6,16 +6,19 @@ import numpy as np
 
 from ... import dtypes
 from ..infer import InferError, broadcast_shapes, dim_mul, known_int, tensor
-from ._common import check_axes, defop, normalize_axes
+from ._common import check_axes, defop, dtype_or_none, normalize_axes
 
 
 # --- Where -----------------------------------------------------------------------------------------
 def _infer_where(cond, x, y):
-    if cond.dtype is not None and cond.dtype != dtypes.bool_:
-        raise InferError(f"condition must be bool, got {cond.dtype}")
-    if x.dtype is not None and y.dtype is not None and x.dtype != y.dtype:
-        raise InferError(f"X ({x.dtype}) and Y ({y.dtype}) must have one dtype")
-    return tensor(x.dtype, broadcast_shapes(cond.shape, x.shape, y.shape))
+    c, a, b = (dtype_or_none(v) for v in (cond, x, y))
+    if c is not None and c != dtypes.bool_:
+        raise InferError(f"condition must be bool, got {c}")
+    if a is not None and b is not None and a != b:
+        raise InferError(f"X ({a}) and Y ({b}) must have one dtype")
+    if a is None and b is None:
+        return None
+    return tensor(a or b, broadcast_shapes(cond.shape, x.shape, y.shape))
 
 
 @defop("Where", inputs=["condition", "X", "Y"], outputs=["output"], infer=_infer_where, since=9)
