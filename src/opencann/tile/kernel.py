@@ -212,8 +212,6 @@ class Kernel:
         prog = self._programs.get(key)
         if prog is not None:
             return prog
-        from .codegen_c import entry_name, generate, signature_of
-
         ckey = self._cache_key(spec, meta)
         entry = f"oc_{self.name}"
         signature = "".join({"p": "p", "i": "i", "f": "f"}[s[0]] for s in spec)
@@ -222,6 +220,8 @@ class Kernel:
         if prog is None:
             if not compile:
                 return None
+            from .codegen_c import entry_name, generate, signature_of
+
             k = self.trace(spec, meta)
             assert entry_name(k) == entry and signature_of(k) == signature
             prog = backend.compile(generate(k), entry=entry, signature=signature, cache_key=ckey)

@@ -43,7 +43,7 @@ def apply_unary(x, op):
     return getattr(tile, op)(x)
 
 
-@tile.kernel
+@tile.kernel(do_not_specialize=("D1", "C"))
 def binary_kernel(a, b, out, D1, C, sa0, sa1, sa2, sb0, sb1, sb2, OP: tile.constexpr,
                   BLOCK: tile.constexpr):
     r = tile.program_id(1)
@@ -56,14 +56,14 @@ def binary_kernel(a, b, out, D1, C, sa0, sa1, sa2, sb0, sb1, sb2, OP: tile.const
     tile.store(out + r * C + cols, apply_binary(x, y, OP), mask=m)
 
 
-@tile.kernel
+@tile.kernel(do_not_specialize=("n",))
 def unary_kernel(x, out, n, OP: tile.constexpr, BLOCK: tile.constexpr):
     offs = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
     m = offs < n
     tile.store(out + offs, apply_unary(tile.load(x + offs, mask=m), OP), mask=m)
 
 
-@tile.kernel
+@tile.kernel(do_not_specialize=("n",))
 def triad_kernel(b, c, out, s, n, BLOCK: tile.constexpr):
     offs = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
     m = offs < n

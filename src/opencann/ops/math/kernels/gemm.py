@@ -16,7 +16,7 @@ __all__ = ["gemm_kernel", "gemm", "batched_gemm", "ACTIVATIONS"]
 ACTIVATIONS = (None, "relu", "gelu", "silu")
 
 
-@tile.kernel
+@tile.kernel(do_not_specialize=("M", "N", "K", "sam", "sbk", "scm", "srm"))
 def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, srn, batch_a,
                 batch_b, batch_c, batch_r,
                 BM: tile.constexpr, BN: tile.constexpr, BK: tile.constexpr,

@@ -1,0 +1,98 @@
+"""Scaled dot-product attention as one kernel (flash-attention style online softmax).
+
+Program (i, b*H + h) owns BM query rows of one head: it sweeps the keys in BN-wide blocks,
+keeping a running row max `m`, row sum `l` and the unnormalized output `acc`, so the (Sq, Skv)
+score matrix never exists in memory. Masks: `causal` (query i sees keys j <= i; key blocks past
+the diagonal are skipped), `kv_lens` (per-batch number of valid keys) and `key_padding_mask`
+((B, Skv) bool, True = attend). Rows that see no key produce zeros.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from opencann import tile
+
+__all__ = ["attention_kernel", "attention"]
+
+
+@tile.kernel(do_not_specialize=("Sq", "Skv", "H", "sqb", "sqh", "sqs", "skb", "skh", "sks", "svb",
+                                "svh", "svs", "sob", "soh", "sos"))
+def attention_kernel(q, k, v, out, lens, kmask, Sq, Skv, H, scale,
+                     sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos,
+                     D: tile.constexpr, BM: tile.constexpr, BN: tile.constexpr,
+                     CAUSAL: tile.constexpr, HAS_MASK: tile.constexpr):
+    pid_m = tile.program_id(0)
+    bh = tile.program_id(1)
+    b = bh // H
+    h = bh % H
+    rm = pid_m * BM + tile.arange(0, BM)
+    rd = tile.arange(0, D)
+    qt = tile.load(q + b * sqb + h * sqh + rm[:, None] * sqs + rd[None, :],
+                   mask=rm[:, None] < Sq, other=0.0).to(tile.float32) * scale
+    m_i = tile.full((BM,), float("-inf"), tile.float32)
+    l_i = tile.zeros((BM,), tile.float32)
+    acc = tile.zeros((BM, D), tile.float32)
+    kv_len = tile.minimum(tile.load(lens + b).to(tile.int64), Skv)
+    hi = kv_len
+    if CAUSAL:
+        hi = tile.minimum(hi, (pid_m + 1) * BM)
+    for n0 in range(0, hi, BN):
+        cols = n0 + tile.arange(0, BN)
+        kt = tile.load(k + b * skb + h * skh + cols[:, None] * sks + rd[None, :],
+                       mask=cols[:, None] < kv_len, other=0.0).to(tile.float32)
+        s = tile.dot(qt, tile.trans(kt))
+        valid = cols[None, :] < kv_len
+        if CAUSAL:
+            valid = valid & (cols[None, :] <= rm[:, None])
+        if HAS_MASK:
+            valid = valid & tile.load(kmask + b * Skv + cols, mask=cols < Skv, other=False)[None, :]
+        s = tile.where(valid, s, float("-inf"))
+        m_new = tile.maximum(m_i, tile.max(s, axis=1))
+        m_safe = tile.where(m_new == float("-inf"), 0.0, m_new)
+        p = tile.exp(s - m_safe[:, None])
+        alpha = tile.exp(m_i - m_safe)
+        l_i = l_i * alpha + tile.sum(p, axis=1)
+        vt = tile.load(v + b * svb + h * svh + cols[:, None] * svs + rd[None, :],
+                       mask=cols[:, None] < kv_len, other=0.0).to(tile.float32)
+        acc = tile.dot(p, vt, acc * alpha[:, None])
+        m_i = m_new
+    o = acc / tile.where(l_i == 0.0, 1.0, l_i)[:, None]
+    tile.store(out + b * sob + h * soh + rm[:, None] * sos + rd[None, :], o, mask=rm[:, None] < Sq)
+
+
+def _el(x):
+    return [s // x.itemsize for s in x.strides[:3]]
+
+
+def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=None,
+              backend="cpu", blocks=None):
+    """softmax(q @ k^T * scale + masks) @ v for q (B, H, Sq, D), k and v (B, H, Skv, D).
+
+    Also accepts 3-d (H, S, D) inputs. float32/float16/bfloat16 inputs; the output has q's dtype.
+    """
+    q, k, v = (np.asarray(t) for t in (q, k, v))
+    squeeze = q.ndim == 3
+    if squeeze:
+        q, k, v = q[None], k[None], v[None]
+    if q.ndim != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
+        raise ValueError(f"attention needs q (B,H,Sq,D), k and v (B,H,Skv,D); got {q.shape}, "
+                         f"{k.shape}, {v.shape}")
+    q, k, v = (np.ascontiguousarray(t if t.dtype.kind == "f" and t.dtype != np.float64
+                                    else t.astype(np.float32)) for t in (q, k, v))
+    B, H, Sq, D = q.shape
+    Skv = k.shape[2]
+    out = np.empty(q.shape, q.dtype)
+    if out.size:
+        scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+        lens = np.ascontiguousarray(np.broadcast_to(Skv if kv_lens is None else kv_lens, (B,)),
+                                    np.int32)
+        kmask = None if key_padding_mask is None else np.ascontiguousarray(
+            np.broadcast_to(key_padding_mask, (B, Skv)), np.bool_)
+        bm, bn = blocks or (64 if Sq >= 64 else max(8, -(-Sq // 8) * 8), 64)
+        attention_kernel[(-(-Sq // bm), B * H)](
+            q, k, v, out, lens, kmask, Sq, Skv, H, scale, *_el(q), *_el(k), *_el(v), *_el(out), D=D, BM=bm, BN=bn, CAUSAL=bool(causal),
+            HAS_MASK=kmask is not None, backend=backend)
+    return out[0] if squeeze else out

@@ -1,0 +1,74 @@
+"""GEMM kernel (fused epilogue, batched) against NumPy, compiled and interpreted."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from opencann.ops.math.kernels.gemm import batched_gemm, gemm
+
+SMALL = (12, 16, 16)  # fixed block sizes keep the number of compiled variants small
+
+
+def _act(x, act):
+    if act == "relu":
+        return np.maximum(x, 0)
+    if act == "gelu":
+        return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    if act == "silu":
+        return x / (1 + np.exp(-x))
+    return x
+
+
+@pytest.mark.parametrize("backend", ["ref", "cpu"])
+@settings(max_examples=6, deadline=None)
+@given(m=st.integers(0, 40), n=st.integers(0, 40), k=st.integers(0, 40))
+def test_gemm_random_shapes(backend, m, n, k):
+    rng = np.random.default_rng(m * 10000 + n * 100 + k)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    out = gemm(a, b, backend=backend, blocks=SMALL)
+    assert out.shape == (m, n)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["ref", "cpu"])
+@pytest.mark.parametrize("act", [None, "relu", "gelu", "silu"])
+def test_fused_epilogue(backend, act):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((30, 20)).astype(np.float32)
+    b = rng.standard_normal((20, 25)).astype(np.float32)
+    bias = rng.standard_normal(25).astype(np.float32)
+    res = rng.standard_normal((30, 25)).astype(np.float32)
+    out = gemm(a, b, bias=bias, activation=act, residual=res, backend=backend, blocks=SMALL)
+    ref = _act((a @ b + bias).astype(np.float64), act) + res
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["ref", "cpu"])
+def test_batched_gemm_and_broadcast_operand(backend):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((3, 13, 17)).astype(np.float32)
+    b = rng.standard_normal((3, 17, 9)).astype(np.float32)
+    w = rng.standard_normal((17, 9)).astype(np.float32)
+    np.testing.assert_allclose(batched_gemm(a, b, backend=backend, blocks=SMALL), a @ b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(batched_gemm(a, w, backend=backend, blocks=SMALL), a @ w, rtol=1e-4, atol=1e-4)
+    rb = rng.standard_normal(13).astype(np.float32)
+    np.testing.assert_allclose(batched_gemm(a, w, row_bias=rb, backend=backend, blocks=SMALL),
+                               a @ w + rb[:, None], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_default_blocks_large_odd_shape():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((301, 257)).astype(np.float32)
+    b = rng.standard_normal((257, 130)).astype(np.float32)
+    np.testing.assert_allclose(gemm(a, b), a @ b, rtol=1e-4, atol=2e-4)
+
+
+def test_gemm_rejects_bad_shapes():
+    with pytest.raises(ValueError):
+        gemm(np.zeros((2, 3), np.float32), np.zeros((4, 2), np.float32))
+    with pytest.raises(ValueError):
+        gemm(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32), activation="tanh")

@@ -1,0 +1,66 @@
+"""Scaled dot-product attention kernel (online softmax, causal and padding masks) against NumPy."""
+
+import numpy as np
+import pytest
+
+from opencann.ops.transformer.kernels.attention import attention
+
+
+def attention_ref(q, k, v, causal=False, lens=None, kpm=None):
+    q, k, v = (t.astype(np.float64) for t in (q, k, v))
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    B, H, Sq, Skv = s.shape
+    valid = np.ones((B, 1, Sq, Skv), bool)
+    if causal:
+        valid &= np.tril(np.ones((Sq, Skv), bool))[None, None]
+    if lens is not None:
+        valid &= (np.arange(Skv)[None, :] < np.asarray(lens)[:, None])[:, None, None, :]
+    if kpm is not None:
+        valid &= kpm[:, None, None, :]
+    s = np.where(valid, s, -np.inf)
+    m = s.max(-1, keepdims=True)
+    m = np.where(np.isinf(m), 0, m)
+    e = np.exp(s - m)
+    l = e.sum(-1, keepdims=True)
+    return (e / np.where(l == 0, 1, l)) @ v
+
+
+def _qkv(B, H, Sq, Skv, D, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((B, H, Sq, D)).astype(np.float32),
+            rng.standard_normal((B, H, Skv, D)).astype(np.float32),
+            rng.standard_normal((B, H, Skv, D)).astype(np.float32))
+
+
+@pytest.mark.parametrize("backend", ["ref", "cpu"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_small(backend, causal):
+    q, k, v = _qkv(1, 2, 5, 7, 16)
+    np.testing.assert_allclose(attention(q, k, v, causal=causal, backend=backend),
+                               attention_ref(q, k, v, causal), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["ref", "cpu"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_blocks_and_padding(backend, causal):
+    q, k, v = _qkv(2, 3, 70, 130, 32)
+    lens = [3, 130]
+    np.testing.assert_allclose(attention(q, k, v, causal=causal, kv_lens=lens, backend=backend),
+                               attention_ref(q, k, v, causal, lens=lens), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(attention(q, k, v, causal=causal, backend=backend),
+                               attention_ref(q, k, v, causal), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["ref", "cpu"])
+def test_attention_key_padding_mask(backend):
+    q, k, v = _qkv(2, 3, 70, 130, 32)
+    kpm = np.random.default_rng(1).random((2, 130)) > 0.3
+    np.testing.assert_allclose(attention(q, k, v, causal=True, key_padding_mask=kpm, backend=backend),
+                               attention_ref(q, k, v, True, kpm=kpm), rtol=1e-4, atol=1e-4)
+
+
+def test_attention_three_d_and_fully_masked_rows():
+    rng = np.random.default_rng(1)
+    q = rng.standard_normal((2, 4, 8)).astype(np.float32)
+    out = attention(q, q, q, key_padding_mask=np.zeros((1, 4), bool))
+    assert out.shape == (2, 4, 8) and not out.any()
