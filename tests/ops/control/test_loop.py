@@ -52,7 +52,8 @@ def test_body_input_types_come_from_the_node(Body, tensor):
     d = ops.lookup("Loop", "", 21)
     from opencann.ir import Value
     types = d.infer_subgraph_inputs(Value("M", tensor("int64")), None, Value("s0", tensor("float32", "N")), body=b.g)
-    assert types["body"] == [tensor("int64"), tensor("bool"), tensor("float32", "N")]
+    # carried values keep their rank only: they may grow from one iteration to the next
+    assert types["body"] == [tensor("int64"), tensor("bool"), tensor("float32", None)]
 
 
 def test_body_output_count_is_checked(Body, tensor, run):
@@ -63,3 +64,19 @@ def test_body_output_count_is_checked(Body, tensor, run):
     g.outputs.extend(g.add_node("Loop", [None, None, s0], ["s"], {"body": b.g}))
     with pytest.raises(Exception, match="loop-carried"):
         run(g, {"s0": np.zeros(2, np.float32)})
+
+
+def test_carried_value_may_grow(Body, tensor, run):
+    b = Body(("i", "int64"), ("cond", "bool"), ("acc", "float32", None))
+    i, cond, acc = b.ins
+    grown = b.node("Concat", [acc, b.node("Cast", [b.node("Unsqueeze", [i, b.const(np.array([0], np.int64))])], to=1)],
+                   axis=0)
+    b.out(b.node("Identity", [cond]), grown)
+    g = Graph("loop", {"": 21})
+    m = g.add_input("M", tensor("int64"))
+    a0 = g.add_input("a0", tensor("float32", 0))
+    (final,) = g.add_node("Loop", [m, None, a0], ["final"], {"body": b.g})
+    g.outputs.append(final)
+    out = run(g, {"M": np.array(3, np.int64), "a0": np.zeros(0, np.float32)})
+    np.testing.assert_array_equal(out["final"], [0, 1, 2])
+    assert final.type == tensor("float32", None)

@@ -60,6 +60,18 @@ def body_inputs(name: str, since: int, domain: str = ""):
     return attach
 
 
+def loosen(t):
+    """`t` with its rank kept but every dim unknown (recursively): the type of a value whose shape
+    may change between loop iterations."""
+    if isinstance(t, TensorType):
+        return TensorType(t.dtype, None if t.shape is None else (None,) * len(t.shape))
+    if isinstance(t, SequenceType):
+        return SequenceType(loosen(t.elem))
+    if isinstance(t, OptionalType):
+        return OptionalType(loosen(t.elem))
+    return t
+
+
 def drop_axis(t, axis: int, count: int = 1):
     """Tensor type `t` without `count` dims from `axis` on (a slice of it); None stays None."""
     if not isinstance(t, TensorType) or t.shape is None:

@@ -10,7 +10,7 @@ from ..context import run_graph
 from ..infer import InferError, tensor
 from ..registry import REQUIRED, defop
 from ... import dtypes
-from ._types import body_inputs, join, output_types
+from ._types import body_inputs, join, loosen, output_types
 
 
 def _infer_loop(m, cond, *v_initial, body):
@@ -76,5 +76,6 @@ def loop(m, cond, *v_initial, body):
 
 @body_inputs("Loop", since=1)
 def _loop_body_inputs(m, cond, *v_initial, body):
+    # a carried value may change shape from one iteration to the next: only its rank is fixed
     return {"body": [tensor(dtypes.int64, ()), tensor(dtypes.bool_, ())]
-            + [None if v is None else v.type for v in v_initial]}
+            + [None if v is None else loosen(v.type) for v in v_initial]}
