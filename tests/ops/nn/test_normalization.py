@@ -172,3 +172,11 @@ def test_batch_norm_15_statistics_outputs_need_training_mode():
     scale, b, mean, var = C4
     with pytest.raises(Exception, match="only when training_mode"):
         run("BatchNormalization", [X4, scale, b, mean, var], opset=15, outputs=3)
+
+
+def test_inference_with_unknown_rank():
+    unknown = TensorType(dtypes.float32, None)
+    y, mean, _ = infer_types("LayerNormalization", [unknown, f32(8)], opset=17)
+    assert y == unknown and mean == TensorType(dtypes.float32, None)
+    assert infer_types("GroupNormalization", [unknown, f32(6), f32(6)], {"num_groups": 3}, opset=21) == unknown
+    assert infer_types("BatchNormalization", [unknown, f32(6), f32(6), f32(6), f32(6)], opset=15)[0] == unknown

@@ -8,6 +8,8 @@ op has a definition for opset 1 that accepts it and ignores it: it only describe
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import infer
@@ -26,12 +28,12 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
 def in_float(fn):
     """Run `fn(x, **attrs)` with `x` widened to its compute dtype; cast the result back."""
 
+    @functools.wraps(fn)
     def run(x, **attrs):
         wide = compute_dtype(x.dtype)
         y = fn(x.astype(wide, copy=False) if wide != x.dtype else x, **attrs)
         return np.asarray(y).astype(x.dtype, copy=False)
 
-    run.__name__, run.__doc__ = fn.__name__, fn.__doc__
     return run
 
 
