@@ -131,7 +131,10 @@ def _infer_scan8(sequence_lens, *inputs, body, num_scan_inputs, directions):
     for v, t in zip(inputs[:n_state], outs[:n_state]):
         result.append(v.type if t is None or t.shape is None else tensor(t.dtype, (batch,) + t.shape))
     for t in outs[n_state:]:
-        result.append(tensor(t.dtype, None if t.shape is None else (batch, seq_len) + t.shape))
+        if not isinstance(t, TensorType):
+            result.append(None)
+        else:
+            result.append(tensor(t.dtype, None if t.shape is None else (batch, seq_len) + t.shape))
     return tuple(result)
 
 
