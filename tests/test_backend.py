@@ -26,3 +26,10 @@ def test_prepare_and_run_model_by_position_and_name():
     np.testing.assert_array_equal(backend.run_model(m, [a, b])[0], [4, 6])
     rep = backend.prepare(m)
     np.testing.assert_array_equal(rep.run({"b": b, "a": a})[0], [4, 6])
+
+
+def test_run_node_uses_the_newest_version_of_a_custom_domain():
+    node = helper.make_node("LabelEncoder", ["x"], ["y"], domain="ai.onnx.ml", keys_int64s=[1, 2],
+                            values_strings=["one", "two"], default_string="?")
+    (y,) = backend.run_node(node, [np.array([2, 1, 7], np.int64)])
+    assert list(y) == ["two", "one", "?"]

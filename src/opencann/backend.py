@@ -38,6 +38,14 @@ class OpenCannRep(BackendRep):
         return [out[n] for n in self.model.output_names]
 
 
+def _newest_domain_version(op: str, domain: str) -> int:
+    """The newest opset version of `domain` that onnx knows for `op` (1 for unknown domains)."""
+    try:
+        return int(onnx.defs.get_schema(op, domain=domain).since_version)
+    except Exception:  # noqa: BLE001 - custom domains have no onnx schema
+        return 1
+
+
 def _device_ok(device: str) -> bool:
     return str(device).upper().split(":")[0] == "CPU"
 
@@ -66,7 +74,9 @@ class OpenCannBackend(Backend):
                  outputs_info: Sequence[tuple] | None = None, **kwargs: Any) -> list:
         """Run one NodeProto on `inputs` (a list in the node's input order, or a dict)."""
         opset = int(kwargs.get("opset_version", MAX_OPSET))
-        g = Graph(node.name or node.op_type, {"": opset} if not node.domain else {"": opset, node.domain: 1})
+        g = Graph(node.name or node.op_type, {"": opset})
+        if node.domain not in ("", "ai.onnx"):
+            g.opset[node.domain] = _newest_domain_version(node.op_type, node.domain)
         feeds = {}
         named = inputs if isinstance(inputs, dict) else dict(zip([n for n in node.input if n], inputs))
         graph_inputs = []

@@ -49,12 +49,20 @@ def _matmul_infer(a, b):
     return None if dt is None else infer.tensor(dt, shape)
 
 
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # N-d @ 2-d as one 2-d product: NumPy runs the stacked form as many small products, ~15x slower
+    if a.ndim > 2 and b.ndim == 2:
+        out = np.ascontiguousarray(a).reshape(-1, a.shape[-1]) @ b
+        return out.reshape(a.shape[:-1] + (b.shape[-1],))
+    return np.matmul(a, b)
+
+
 def matmul_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("MatMul operands must have rank >= 1")
     if is_float(a.dtype) and a.dtype not in (np.float32, np.float64):
-        return np.matmul(wide(a), wide(b)).astype(a.dtype)
-    return np.asarray(np.matmul(a, b))
+        return _matmul(wide(a), wide(b)).astype(a.dtype)
+    return np.asarray(_matmul(a, b))
 
 
 @versions("MatMul", {1: {}}, inputs=["A", "B"], outputs=["Y"], infer=_matmul_infer)
