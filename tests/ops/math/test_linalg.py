@@ -103,3 +103,20 @@ def test_det(run_op, infer_op, tt):
     with pytest.raises(InferError, match="square"):
         infer_op("Det", [tt("float32", 3, 4)])
     assert infer_op("Det", [TensorType(tt("float32").dtype, None)]).shape is None
+
+
+@pytest.mark.parametrize("sa", [(3,), (2, 3), (4, 2, 3), (1, 4, 2, 3), (5, 1, 2, 3)])
+@pytest.mark.parametrize("sb", [(3,), (3, 4), (1, 3, 4), (4, 3, 4), (5, 4, 3, 4)])
+def test_matmul_ref_matches_numpy_broadcasting(sa, sb):
+    from opencann.ops.math.linalg import matmul_ref
+    a = rng.standard_normal(sa).astype(np.float32)
+    b = rng.standard_normal(sb).astype(np.float32)
+    try:
+        want = np.matmul(a, b)
+    except ValueError:
+        with pytest.raises(ValueError):
+            matmul_ref(a, b)
+        return
+    got = matmul_ref(a, b)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -58,11 +58,22 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def matmul_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """numpy.matmul semantics; an N-d A times a matrix runs as one 2-d product (one large BLAS
+    call instead of one per batch entry)."""
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("MatMul operands must have rank >= 1")
     if is_float(a.dtype) and a.dtype not in (np.float32, np.float64):
         return _matmul(wide(a), wide(b)).astype(a.dtype)
     return np.asarray(_matmul(a, b))
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.shape[-1] != b.shape[0 if b.ndim == 1 else -2]:
+        raise ValueError(f"inner dims differ: shapes {list(a.shape)} and {list(b.shape)}")
+    if a.ndim > 2 and b.ndim <= 2:
+        y = np.matmul(a.reshape(-1, a.shape[-1]), b)
+        return y.reshape(a.shape[:-1] + b.shape[1:])
+    return np.matmul(a, b)
 
 
 @versions("MatMul", {1: {}}, inputs=["A", "B"], outputs=["Y"], infer=_matmul_infer)
