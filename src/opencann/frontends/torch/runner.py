@@ -1,0 +1,184 @@
+"""A lowered FX graph, compiled and ready to call with torch tensors.
+
+`CompiledRegion` lowers an ATen-level FX graph to opencann IR, checks and optimizes it (bind_ops,
+type inference, the engine's pass pipeline) and runs it with the engine chosen by `make_executor`,
+the one place that picks an executor. Tensors cross the boundary without copies where torch and
+NumPy can share memory (contiguous CPU tensors).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...engine import Interpreter, bind_ops
+from ...engine.infer import infer_graph
+from ...engine.passes import DEFAULT_PASSES, Pipeline
+from ...errors import OpenCannError
+from ...ir import Graph
+from .lower import GraphLowering, LoweringError
+
+ENGINES = ("ref",)
+
+
+def make_executor(graph: Graph, name: str, engine: str = "ref"):
+    """The executor of a compiled graph: an object with `run(feeds) -> outputs` (dicts by value
+    name). Today only `ref`, the reference interpreter; a compiled `cpu` engine slots in here."""
+    if engine not in ENGINES:
+        raise OpenCannError(f"torch.compile(backend='opencann'): engine {engine!r} is not available; "
+                            f"choose one of {', '.join(ENGINES)} with options={{'engine': ...}}")
+    return Interpreter(graph, name, check_types=False)
+
+
+def optimize(graph: Graph, name: str, run_passes: bool = True) -> Graph:
+    """Bind, infer and simplify `graph` in place (the engine's default pipeline)."""
+    bound = bind_ops(graph, name)
+    infer_graph(graph, bound, name)
+    if run_passes:
+        def reinfer(g: Graph) -> None:
+            infer_graph(g, bind_ops(g, name), name)
+
+        Pipeline(DEFAULT_PASSES, reinfer=reinfer).run(graph)
+    return graph
+
+
+class IRCompileError(LoweringError):
+    """The lowered IR failed checks or inference at the FX node `fx_node`."""
+
+    def __init__(self, message: str, fx_node: str | None):
+        super().__init__(message)
+        self.fx_node = fx_node
+
+
+def _hint(s) -> int:
+    if isinstance(s, int):
+        return s
+    h = getattr(getattr(s, "node", None), "hint", None)
+    return int(h) if h is not None else 1
+
+
+def _layout(val) -> list[int] | None:
+    """The dim order (outermost first) of a non-contiguous dense meta tensor, else None."""
+    if not isinstance(val, torch.Tensor) or val.dim() < 2:
+        return None
+    sizes = [_hint(s) for s in val.shape]
+    strides = [_hint(s) for s in val.stride()]
+    if any(st == 0 and sz > 1 for st, sz in zip(strides, sizes)):
+        return None  # broadcast views come back dense, which is just as valid
+    expect, contiguous = 1, True
+    for sz, st in zip(reversed(sizes), reversed(strides)):
+        if sz > 1 and st != expect:
+            contiguous = False
+        expect *= sz
+    if contiguous:
+        return None
+    return sorted(range(len(sizes)), key=lambda i: (-strides[i], i))
+
+
+class CompiledRegion:
+    """One FX graph compiled by opencann. Call with a list of the graph's inputs (tensors and ints);
+    returns the list of its outputs (a boxed call: the list is emptied, as AOTAutograd expects)."""
+
+    def __init__(self, fx_graph: torch.fx.Graph, name: str, in_vals: list | None = None,
+                 attrs: dict | None = None, engine: str = "ref", run_passes: bool = True,
+                 debug: bool = False):
+        t0 = time.perf_counter()
+        self.name = name
+        self._boxed_call = True  # an instance attribute: wrappers copy __dict__, not class attributes
+        lowering = GraphLowering(fx_graph, name, in_vals, attrs)
+        graph = lowering.run()
+        self.ir_nodes_lowered = len(graph.nodes)
+        try:
+            optimize(graph, name, run_passes)
+        except OpenCannError as e:
+            m = re.search(r"node '([^']+)'", str(e))
+            raise IRCompileError(str(e), m.group(1) if m else None) from e
+        self.graph = graph
+        self.input_kinds = lowering.input_kinds
+        self.input_names = [v.name for v in graph.inputs]
+        self.output_spec = lowering.output_spec
+        self.layouts = [(_layout(s[2]) if s[0] == "tensor" else None) for s in self.output_spec]
+        self.out_dtypes = [(s[2].dtype if s[0] == "tensor" else None) for s in self.output_spec]
+        self.executor = make_executor(graph, name, engine)
+        # constants must never reach the caller without a copy: they live on in the graph
+        self._const_ranges = [_span(v.const) for v in graph.constants
+                              if isinstance(v.const, np.ndarray) and v.const.size]
+        self.compile_seconds = time.perf_counter() - t0
+        if debug:
+            print(f"[opencann] {name}: {len(graph.nodes)} IR nodes after passes "
+                  f"({self.ir_nodes_lowered} lowered)", file=sys.stderr)
+            print(graph.to_text(elide_above=8), file=sys.stderr)
+
+    def __call__(self, args: list) -> list:
+        feeds: dict[str, Any] = {}
+        ranges = list(self._const_ranges)
+        names = iter(self.input_names)
+        for kind, a in zip(self.input_kinds, args):
+            if kind == "none":
+                continue
+            name = next(names)
+            if kind == "tensor":
+                arr = a.detach().contiguous().numpy()
+                feeds[name] = arr
+                if arr.size:
+                    ranges.append(_span(arr))
+            else:
+                feeds[name] = np.asarray(int(a), dtype=np.int64)
+        results = self.executor.run(feeds)
+        protected = _Spans(ranges)
+        outs = []
+        for spec, layout, dt in zip(self.output_spec, self.layouts, self.out_dtypes):
+            kind = spec[0]
+            if kind == "none":
+                outs.append(None)
+            elif kind == "const":
+                outs.append(spec[1])
+            elif kind == "input":
+                outs.append(args[spec[1]])
+            elif kind == "sym":
+                outs.append(int(results[spec[1]]))
+            else:
+                outs.append(_to_torch(results[spec[1]], protected, layout, dt))
+        args.clear()
+        return outs
+
+
+def _span(arr: np.ndarray) -> tuple[int, int]:
+    lo, hi = np.byte_bounds(arr) if hasattr(np, "byte_bounds") else np.lib.array_utils.byte_bounds(arr)
+    return lo, hi
+
+
+class _Spans:
+    """Byte ranges of arrays the caller must not receive as its own (inputs, constants)."""
+
+    def __init__(self, spans: list[tuple[int, int]]):
+        spans.sort()
+        self.los = [lo for lo, _ in spans]
+        self.max_hi = []  # the largest end among the first i ranges
+        top = 0
+        for _, hi in spans:
+            top = max(top, hi)
+            self.max_hi.append(top)
+
+    def overlaps(self, span: tuple[int, int]) -> bool:
+        i = bisect.bisect_left(self.los, span[1])
+        return i > 0 and self.max_hi[i - 1] > span[0]
+
+
+def _to_torch(arr, protected: _Spans, layout, dtype) -> torch.Tensor:
+    arr = np.asarray(arr)
+    if not arr.flags.c_contiguous or not arr.flags.writeable or (arr.size and protected.overlaps(_span(arr))):
+        arr = np.array(arr, order="C", copy=True)  # a view of an input or a constant: own the data
+    t = torch.from_numpy(arr)
+    if t.dtype != dtype:
+        t = t.to(dtype)
+    if layout is not None:
+        inverse = [layout.index(i) for i in range(len(layout))]
+        t = t.permute(layout).contiguous().permute(inverse)
+    return t
