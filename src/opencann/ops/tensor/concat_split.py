@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import context, infer
+from .. import context
 from ..infer import InferError, known_int, tensor
 from ..registry import REQUIRED
 from ._common import check_axes, const_ints, defop, dim_add, ints_of, normalize_axes
