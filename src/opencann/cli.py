@@ -2,6 +2,7 @@
 
     opencann info [--ops]                         version, backends, devices, C compiler, ops
     opencann run MODEL --input NAME=FILE.npy ...  run a model and summarise its outputs
+    opencann profile MODEL [--runs N]             trace, op summary and roofline of a model
 """
 
 from __future__ import annotations
@@ -77,11 +78,9 @@ def _summary(x) -> str:
     return f"min {f.min():.6g}  max {f.max():.6g}  mean {f.mean():.6g}"
 
 
-def cmd_run(args) -> int:
-    from .model import compile
-
+def _load_inputs(specs) -> dict:
     feeds = {}
-    for spec in args.input or []:
+    for spec in specs or []:
         if "=" not in spec:
             raise OpenCannError(f"--input {spec!r}: write it as NAME=FILE.npy")
         name, path = spec.split("=", 1)
@@ -91,6 +90,59 @@ def cmd_run(args) -> int:
             feeds[name] = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as e:
             raise OpenCannError(f"--input {name}: {path!r} is not a .npy array file ({e})") from None
+    return feeds
+
+
+def _random_inputs(model, given: dict, dims: list[str] | None) -> dict:
+    """Random feeds for inputs not given, symbolic dims bound by --dim NAME=VALUE (default 1)."""
+    from .ir import TensorType
+
+    bind = {}
+    for spec in dims or []:
+        k, _, v = spec.partition("=")
+        if not v.isdigit():
+            raise OpenCannError(f"--dim {spec!r}: write it as NAME=INTEGER, e.g. --dim seq=128")
+        bind[k] = int(v)
+    rng = np.random.default_rng(0)
+    feeds = dict(given)
+    for v in model.graph.inputs:
+        if v.name in feeds:
+            continue
+        t = v.type
+        if not isinstance(t, TensorType) or t.shape is None or t.dtype.kind == "string":
+            raise OpenCannError(f"input {v.name!r} ({t!r}) cannot be made up; pass it with --input")
+        shape = [d if isinstance(d, int) else bind.get(d, 1) for d in t.shape]
+        if t.dtype.is_float:
+            feeds[v.name] = rng.standard_normal(shape).astype(t.dtype.np)
+        elif t.dtype.kind == "bool":
+            feeds[v.name] = rng.random(shape) < 0.5
+        else:
+            feeds[v.name] = rng.integers(0, 2, shape).astype(t.dtype.np)
+    return feeds
+
+
+def cmd_profile(args) -> int:
+    from . import profiler
+    from .model import compile
+
+    model = compile(args.model, backend=args.backend)
+    feeds = _random_inputs(model, _load_inputs(args.input), args.dim)
+    model.run(feeds)  # warm-up, outside the profile
+    with profiler.profile() as prof:
+        for _ in range(args.runs):
+            model.run(feeds)
+    prof.write_trace(args.trace)
+    prof.write_summary(args.summary)
+    print(prof.table(args.top))
+    print(f"trace   {args.trace} (open in https://ui.perfetto.dev or chrome://tracing)")
+    print(f"summary {args.summary}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .model import compile
+
+    feeds = _load_inputs(args.input)
     t0 = time.perf_counter()
     model = compile(args.model, backend=args.backend)
     t1 = time.perf_counter()
@@ -121,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", "-o", metavar="DIR", help="also save each output as DIR/NAME.npy")
     run.add_argument("--backend", default=None, help="backend to run on (default: $OPENCANN_BACKEND or ref)")
     run.set_defaults(func=cmd_run)
+    prof = sub.add_parser("profile", help="profile a model: Chrome trace, op summary CSV, top-ops table")
+    prof.add_argument("model", help="an .onnx file")
+    prof.add_argument("--runs", type=int, default=10, help="profiled runs after one warm-up (default 10)")
+    prof.add_argument("--input", "-i", action="append", metavar="NAME=FILE.npy", help="an input (others are random)")
+    prof.add_argument("--dim", action="append", metavar="NAME=VALUE", help="value of a symbolic dim for random inputs")
+    prof.add_argument("--trace", default="opencann_trace.json", help="Chrome/Perfetto trace file to write")
+    prof.add_argument("--summary", default="opencann_ops.csv", help="op summary CSV to write")
+    prof.add_argument("--top", type=int, default=15, help="rows of the summary to print")
+    prof.add_argument("--backend", default=None, help="backend to run on (default: $OPENCANN_BACKEND or ref)")
+    prof.set_defaults(func=cmd_profile)
     return p
 
 

@@ -7,14 +7,17 @@ Subgraphs (If/Loop/Scan bodies) run through the same interpreter, installed for 
 
 from __future__ import annotations
 
+import time
 from collections import ChainMap
 from typing import Any
 
 import numpy as np
 
+from .. import profiler
 from ..errors import ExecutionError, InvalidModelError, UnsupportedOpsError
 from ..ir import Graph, Node, TensorType, Value
 from ..ops import context, registry
+from . import cost
 
 
 def _opset_for(node: Node, opset: dict[str, int]) -> int | None:
@@ -117,6 +120,9 @@ class Interpreter:
         while len(args) < len(d.inputs) and not d.inputs[-1].variadic:
             args.append(None)
         tok = context.set_node(n)
+        prof = profiler.active()
+        if prof is not None:
+            t0 = time.perf_counter()
         try:
             result = d.reference(*args, **attrs)
         except Exception as e:  # noqa: BLE001 - re-raised with the node named
@@ -125,6 +131,12 @@ class Interpreter:
         finally:
             context.reset_node(tok)
         outs = result if isinstance(result, tuple) else (result,)
+        if prof is not None:
+            dt = time.perf_counter() - t0
+            arrays = [x for x in outs if isinstance(x, np.ndarray)]
+            prof.add(profiler.Slice(n.name or n.outputs[0].name, n.op, f"ref:{n.op}", t0, dt,
+                                    flops=cost.flops(n.op, attrs, args, arrays),
+                                    bytes=cost.nbytes(args) + cost.nbytes(arrays)))
         if len(outs) < len(n.outputs):
             raise ExecutionError(f"model {self.model_name!r}: {n.describe()} reference returned "
                                  f"{len(outs)} outputs, the node has {len(n.outputs)}")
