@@ -59,7 +59,9 @@ def _infer_attention(q, k, v, attn_mask, past_key, past_value, nonpad_kv_seqlen=
     if past_key is not None:
         p = past_key.shape[2] if past_key.shape is not None and len(past_key.shape) == 4 else None
         total = _dim_add(p, skv)
-    if q.shape is not None and len(q.shape) == 3:
+    if q.shape is None:
+        y = tensor(q.dtype, None)  # 3-D or 4-D: not known
+    elif len(q.shape) == 3:
         y = tensor(q.dtype, (b, sq, hq * dv if known_int(hq) and known_int(dv) else None))
     else:
         y = tensor(q.dtype, (b, hq, sq, dv))
