@@ -50,30 +50,23 @@ def _legacy_binary_infer(kinds=NUMERIC):
     return infer_fn
 
 
-def _register_binary(name: str, core, first_modern: int = 7, legacy_since=(1, 6), kinds=NUMERIC,
-                     inputs=("A", "B"), outputs=("C",), attrs=None):
-    """Register `core(a, b)` for opset >= first_modern and, before it, with the axis/broadcast rule."""
-    spec = dict(inputs=list(inputs), outputs=list(outputs))
+def _register_binary(name: str, core) -> None:
+    """Register `core(a, b)` from opset 7, and for opsets 1-6 with the axis/broadcast rule."""
 
-    def modern(a, b, **kw):
-        return core(a, b, **kw)
+    def modern(a, b):
+        return core(a, b)
 
-    def legacy(a, b, *, axis=None, broadcast=0, **kw):
-        return core(a, legacy_align(a, b, axis, broadcast), **kw)
+    def legacy(a, b, *, axis=None, broadcast=0):
+        return core(a, legacy_align(a, b, axis, broadcast))
 
-    for f in (modern, legacy):
+    for f, suffix in ((modern, ""), (legacy, "_legacy")):
         f.__doc__ = core.__doc__
         f.__module__ = __name__
-    modern.__name__ = modern.__qualname__ = core.__name__
-    legacy.__name__ = legacy.__qualname__ = core.__name__ + "_legacy"
-    extra = dict(attrs or {})
-    table = {}
-    for since in legacy_since:
-        table[since] = {**LEGACY_BROADCAST, **extra}
-        if since == 1 and name in ("Add", "Sub", "Mul", "Div"):
-            table[since]["consumed_inputs"] = None
-    versions(name, table, infer=_legacy_binary_infer(kinds), **spec)(legacy)
-    versions(name, {first_modern: extra}, infer=_binary_infer(kinds), **spec)(modern)
+        f.__name__ = f.__qualname__ = core.__name__ + suffix
+    spec = dict(inputs=["A", "B"], outputs=["C"])
+    versions(name, {1: {**LEGACY_BROADCAST, "consumed_inputs": None}, 6: dict(LEGACY_BROADCAST)},
+             infer=_legacy_binary_infer(), **spec)(legacy)
+    versions(name, {7: {}}, infer=_binary_infer(), **spec)(modern)
 
 
 def add(a, b):
