@@ -114,3 +114,12 @@ def test_bitcast_reinterprets_bits(run_op, infer_op, tt):
     assert infer_op("BitCast", [tt("float16", "n")], {"to": 5}, opset=26).shape == ("n",)
     with pytest.raises(InferError, match="same bit width"):
         infer_op("BitCast", [tt("float32", 2)], {"to": 7}, opset=26)
+
+
+def test_castlike_with_an_untyped_target_leaves_the_type_open(tt):
+    # a Scan body input may carry no type until run time: guessing one (NumPy's float64) would
+    # make the interpreter reject the real output
+    from opencann import ops
+    from opencann.ir import Value
+    d = ops.lookup("CastLike", "", 21)
+    assert d.infer(Value("x", tt("float32", 2)), Value("t", None), saturate=1) is None

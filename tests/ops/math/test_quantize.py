@@ -182,3 +182,13 @@ def test_qlinear_matmul_float8(run_op):
     got = run_op("QLinearMatMul", [a, np.float32(1), z, b, np.float32(1), z, np.float32(0.5), z])
     assert got.dtype == ml_dtypes.float8_e4m3fn
     np.testing.assert_array_equal(got.astype(np.float32), [[2, 8], [1, -4]])
+
+
+def test_untyped_zero_point_leaves_the_output_type_open(tt):
+    from opencann import ops
+    from opencann.ir import Value
+    q = ops.lookup("QuantizeLinear", "", 21)
+    attrs = {"axis": 1, "block_size": 0, "output_dtype": 0, "saturate": 1}
+    x, s = Value("x", tt("float32", 3)), Value("s", tt("float32"))
+    assert q.infer(x, s, Value("z", None), **attrs) is None
+    assert q.infer(x, s, Value("z", None), **{**attrs, "output_dtype": 3}).dtype == dtypes.int8

@@ -72,6 +72,8 @@ def cast_24(x, *, to, saturate, round_mode):
 
 def _infer_cast_like(x, target, *, saturate=1, round_mode="up"):
     _check_round_mode(round_mode)
+    if target.dtype is None:
+        return None  # the target's type is not known yet (e.g. an untyped subgraph input)
     return infer.tensor(target.dtype, x.shape)
 
 
@@ -108,6 +110,8 @@ def _bitcast_types(src: dtypes.DType, to, error) -> dtypes.DType:
 
 
 def _infer_bitcast(x, *, to):
+    if x.dtype is None:  # unknown input type: the width check waits for run time
+        return infer.tensor(target_dtype(to), x.shape)
     return infer.tensor(_bitcast_types(x.dtype, to, InferError), x.shape)
 
 

@@ -99,6 +99,8 @@ def _quantized_type(zero_point_dtype, output_dtype: int, error) -> dtypes.DType:
 
 def _infer_quantize(x, scale, zero_point=None, *, axis=1, saturate=1, output_dtype=0, block_size=0,
                     precision=0):
+    if zero_point is not None and zero_point.dtype is None and not output_dtype:
+        return None  # the zero point's type, which names the output type, is not known yet
     out = _quantized_type(None if zero_point is None else zero_point.dtype, output_dtype, InferError)
     if x.shape is not None and scale.shape is not None:
         _param_layout(x.shape, scale.shape, axis, block_size, "y_scale", InferError)
@@ -200,9 +202,11 @@ def _dequantized_type(scale_dtype, output_dtype: int, error) -> dtypes.DType:
 
 
 def _infer_dequantize(x, scale, zero_point=None, *, axis=1, block_size=0, output_dtype=0):
-    if x.dtype not in _QUANT_TYPES and x.dtype != dtypes.int32:
+    if x.dtype is not None and x.dtype not in _QUANT_TYPES and x.dtype != dtypes.int32:
         raise InferError(f"cannot dequantize a {x.dtype} tensor")
-    if zero_point is not None and zero_point.dtype != x.dtype:
+    if scale.dtype is None and not output_dtype:
+        return None  # the output type is the scale's, not known yet
+    if zero_point is not None and None not in (x.dtype, zero_point.dtype) and zero_point.dtype != x.dtype:
         raise InferError(f"x_zero_point is {zero_point.dtype} but x is {x.dtype}: they must match")
     if x.shape is not None and scale.shape is not None:
         _param_layout(x.shape, scale.shape, axis, block_size, "x_scale", InferError)
@@ -249,7 +253,7 @@ def dequantize_linear_23(x, x_scale, x_zero_point, *, axis, block_size, output_d
 
 # --- DynamicQuantizeLinear -----------------------------------------------------------------------
 def _infer_dynamic_quantize(x):
-    if x.dtype != dtypes.float32:
+    if x.dtype not in (dtypes.float32, None):
         raise InferError(f"DynamicQuantizeLinear takes float32, got {x.dtype}")
     return infer.tensor(dtypes.uint8, x.shape), infer.tensor(dtypes.float32, ()), infer.tensor(dtypes.uint8, ())
 
@@ -342,7 +346,7 @@ def _exact_matmul(a: np.ndarray, b: np.ndarray, integral: bool = True) -> np.nda
 
 def _check_8bit(*pairs):
     for name, v in pairs:
-        if v is not None and v.dtype not in (dtypes.int8, dtypes.uint8):
+        if v is not None and v.dtype not in (dtypes.int8, dtypes.uint8, None):
             raise InferError(f"{name} must be int8 or uint8, got {v.dtype}")
 
 
@@ -383,11 +387,13 @@ _QTYPES_MM = frozenset({dtypes.int8, dtypes.uint8, dtypes.float8e4m3fn, dtypes.f
 
 def _infer_qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point):
     for name, v in (("a", a), ("b", b), ("y_zero_point", y_zero_point)):
-        if v.dtype not in _QTYPES_MM:
+        if v.dtype not in _QTYPES_MM and v.dtype is not None:
             raise InferError(f"{name} must be a quantized type (int8, uint8, float8), got {v.dtype}")
-    if a_zero_point.dtype != a.dtype or b_zero_point.dtype != b.dtype:
+    if any(z.dtype != v.dtype and None not in (z.dtype, v.dtype)
+           for z, v in ((a_zero_point, a), (b_zero_point, b))):
         raise InferError("a_zero_point/b_zero_point must have the types of a/b")
-    return infer.tensor(y_zero_point.dtype, _matmul_shape(a.shape, b.shape))
+    shape = _matmul_shape(a.shape, b.shape)
+    return None if y_zero_point.dtype is None else infer.tensor(y_zero_point.dtype, shape)
 
 
 _QMM_IN = ["a", "a_scale", "a_zero_point", "b", "b_scale", "b_zero_point", "y_scale", "y_zero_point"]
@@ -551,9 +557,10 @@ def _infer_qlinear_conv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_sc
                         **attrs):
     _check_8bit(("x", x), ("w", w), ("x_zero_point", x_zero_point), ("w_zero_point", w_zero_point),
                 ("y_zero_point", y_zero_point))
-    if b is not None and b.dtype != dtypes.int32:
+    if b is not None and b.dtype not in (dtypes.int32, None):
         raise InferError(f"bias B must be int32, got {b.dtype}")
-    return infer.tensor(y_zero_point.dtype, _conv_out_shape(x, w, attrs))
+    shape = _conv_out_shape(x, w, attrs)
+    return None if y_zero_point.dtype is None else infer.tensor(y_zero_point.dtype, shape)
 
 
 @defop("QLinearConv", inputs=_QCONV_IN, outputs=["y"], attrs=_CONV_ATTRS, infer=_infer_qlinear_conv, since=10)
