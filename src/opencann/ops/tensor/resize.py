@@ -33,16 +33,17 @@ def _source_coords(out_len: int, in_len: int, scale: float, ctm: str, roi_start:
     if ctm == "half_pixel_symmetric":
         offset = in_len / 2 * (1 - out_len / length)
         return offset + (x + 0.5) / scale - 0.5
-    if ctm == "pytorch_half_pixel":
-        return (x + 0.5) / scale - 0.5 if length > 1 else np.zeros_like(x)
+    if ctm == "pytorch_half_pixel":  # as PyTorch: a single output pixel samples input pixel 0
+        return (x + 0.5) / scale - 0.5 if out_len > 1 else np.zeros_like(x)
     if ctm == "align_corners":
         return x * (in_len - 1) / (length - 1) if length > 1 else np.zeros_like(x)
     if ctm == "asymmetric":
         return x / scale
     if ctm == "tf_crop_and_resize":
-        if length > 1:
-            return roi_start * (in_len - 1) + x * (roi_end - roi_start) * (in_len - 1) / (length - 1)
-        return np.full_like(x, 0.5 * (roi_start + roi_end) * (in_len - 1))
+        if length != 1:
+            return x * (roi_end - roi_start) * (in_len - 1) / (length - 1) + roi_start * (in_len - 1)
+        # the crop's centre, summed in the order ONNX's test generator uses (float32 roi)
+        return np.full_like(x, (roi_end - roi_start) * (in_len - 1) / 2 + roi_start * (in_len - 1))
     raise ValueError(f"coordinate_transformation_mode must be one of {', '.join(_CTMS)}; got {ctm!r}")
 
 
@@ -112,7 +113,9 @@ def _resize(x: np.ndarray, axes: list[int], out_sizes: list[int], scales: list[f
     outside = np.zeros((), dtype=bool)
     for k, (axis, n_out, scale) in enumerate(zip(axes, out_sizes, scales)):
         n_in = x.shape[axis]
-        rs, re = (0.0, 1.0) if roi is None else (float(roi[k]), float(roi[len(axes) + k]))
+        # roi and scales keep their float32 values: coordinates then round exactly as ONNX's own
+        # float32 arithmetic does at the .5 boundaries of nearest mode
+        rs, re = (0.0, 1.0) if roi is None else (roi[k], roi[len(axes) + k])
         xo = _source_coords(n_out, n_in, scale, ctm, rs, re)
         if ctm == "tf_crop_and_resize":
             out_of_range = (xo < 0) | (xo > n_in - 1)
@@ -171,12 +174,12 @@ def _plan_sizes(in_shape, axes, scales, sizes, keep_aspect_ratio_policy):
         return [int(math.floor(r * n + 0.5)) for n in in_len], [r] * len(axes)
     if scales is None:
         raise ValueError("one of scales and sizes must be given")
-    scales = [float(s) for s in scales]
+    scales = [np.float32(s) for s in scales]
     if len(scales) != len(axes):
         raise ValueError(f"scales {scales} must have one entry per resized axis ({len(axes)})")
     if any(s <= 0 for s in scales):
         raise ValueError(f"scales {scales} must be positive")
-    return [int(math.floor(n * s)) for n, s in zip(in_len, scales)], scales
+    return [int(math.floor(n * float(s))) for n, s in zip(in_len, scales)], scales
 
 
 def _resize_v11(x, roi, scales, sizes, *, axes=None, keep_aspect_ratio_policy="stretch", mode, antialias=0,
@@ -278,14 +281,14 @@ def resize(x, roi=None, scales=None, sizes=None, **attrs):
 
 # --- Resize-10 and Upsample: asymmetric coordinates, nearest rounds down ----------------------------
 def _upsample(x, scales, mode):
-    scales = [float(s) for s in np.asarray(scales, np.float32).reshape(-1)]
+    scales = list(np.asarray(scales, np.float32).reshape(-1))
     if len(scales) != x.ndim:
         raise ValueError(f"scales {scales} must have one entry per axis ({x.ndim})")
     if mode == "bilinear":
         mode = "linear"
     if mode not in ("nearest", "linear"):
         raise ValueError(f"mode must be 'nearest' or 'linear', got {mode!r}")
-    out_sizes = [int(math.floor(n * s)) for n, s in zip(x.shape, scales)]
+    out_sizes = [int(math.floor(n * float(s))) for n, s in zip(x.shape, scales)]
     return _resize(x, list(range(x.ndim)), out_sizes, scales, mode=mode, ctm="asymmetric", nearest_mode="floor")
 
 
