@@ -107,19 +107,20 @@ for _name, _core in [("Add", add), ("Sub", sub), ("Mul", mul), ("Div", div)]:
 
 
 def pow_(x, y):
-    """Pow: x ** y in x's dtype (y may have another numeric dtype)."""
-    if x.dtype.kind in "iu" and y.dtype.kind in "iu":
-        with np.errstate(all="ignore"):
-            yb = y.astype(np.int64)
-            nonneg = np.power(x.astype(np.int64), np.maximum(yb, 0))
-            # a negative integer exponent: 1 / x**n, truncated (0 unless |x| == 1)
-            neg_part = np.trunc(np.power(x.astype(np.float64), yb.astype(np.float64)))
-            out = np.where(yb >= 0, nonneg, np.nan_to_num(neg_part).astype(np.int64))
-            return out.astype(x.dtype)
+    """Pow: x ** y in x's dtype (y may have another numeric dtype). An integer result that has no
+    integer value (NaN, infinity) converts as C does on x86 (NumPy's cast: the most negative value)."""
     with np.errstate(all="ignore"):
+        if x.dtype.kind in "iu" and y.dtype.kind in "iu":
+            yb = y.astype(np.int64)
+            exact = np.power(x.astype(np.int64), np.maximum(yb, 0))
+            if (yb >= 0).all():
+                return exact.astype(x.dtype)
+            # a negative integer exponent: 1 / x**n, truncated (0 unless |x| == 1)
+            via_float = np.trunc(np.power(x.astype(np.float64), yb.astype(np.float64))).astype(np.int64)
+            return np.where(yb >= 0, exact, via_float).astype(x.dtype)
         if x.dtype.kind in "iu":  # integer base, float exponent
             r = np.power(x.astype(np.float64), wide(y).astype(np.float64))
-            return np.trunc(np.nan_to_num(r)).astype(x.dtype)
+            return np.trunc(r).astype(x.dtype)
         xw = wide(x)
         yw = wide(y) if y.dtype.kind not in "iu" else y.astype(xw.dtype if xw.dtype == np.float64 else np.float64)
         if yw.dtype != xw.dtype:
