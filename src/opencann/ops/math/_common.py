@@ -21,7 +21,7 @@ BOOL = ("bool",)
 
 def check_kind(v, kinds: tuple[str, ...], what: str = "input") -> None:
     """Raise InferError when value `v`'s dtype is not of one of `kinds` ("float", "int", ...)."""
-    if v is None or getattr(v, "type", None) is None or not hasattr(v.type, "dtype"):
+    if v is None or v.dtype is None:
         return
     if v.dtype.kind not in kinds:
         raise InferError(f"{what} has dtype {v.dtype.name}, but the op takes only "
@@ -30,7 +30,7 @@ def check_kind(v, kinds: tuple[str, ...], what: str = "input") -> None:
 
 def check_same_dtype(*values) -> None:
     """Raise InferError unless all present values share one dtype (type constraint T)."""
-    present = [v for v in values if v is not None and getattr(v, "type", None) is not None]
+    present = [v for v in values if v is not None and v.dtype is not None]
     names = {v.dtype.name for v in present}
     if len(names) > 1:
         raise InferError(f"inputs must share one dtype, got {', '.join(v.dtype.name for v in present)}")
