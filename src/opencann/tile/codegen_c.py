@@ -141,7 +141,10 @@ class _Gen:
 
     def alloc(self, ctype: str, numel: int, name: str) -> str:
         off = self.scratch
-        self.scratch += (numel * SIZE.get(ctype, 4) + 63) // 64 * 64
+        # stagger buffers by a few cache lines so equal indices of different tiles do not all
+        # fall in the same L1 set
+        self.scratch += (numel * SIZE.get(ctype, 4) + 63) // 64 * 64 + 64 * (1 + self.ntmp % 7)
+        self.ntmp += 1
         self.line(f"{ctype} *restrict {name} = ({ctype} *)(oc_sp + {off});")
         return name
 
@@ -211,6 +214,31 @@ class _Gen:
                 for r in self.results[v.id]:
                     if r.shape == ():
                         self.name[r.id] = f"s{v.id}_{r.arg}"
+
+    def fuse_loads(self):
+        """Loads read only by one store, through single-use elementwise ops, under the same mask,
+        are read inside the store's loop instead of being staged in a buffer."""
+        for v in self.k.body.walk():
+            if v.op != "load" or self.kind.get(v.id) != "buf" or v.shape == ():
+                continue
+            u, ok = v, True
+            while True:
+                us = self.users[u.id]
+                if len(us) != 1 or us[0][0] == "yield" or us[0][1] is not self.block_of[v.id]:
+                    ok = False
+                    break
+                u = us[0][0]
+                if u.op == "store" or u.shape != v.shape or self.kind.get(u.id) != "inline" \
+                        or u.op not in ELEMENTWISE:
+                    break
+            if not ok or u.op != "store" or u.shape != v.shape or u.srcs[0] is v:
+                continue
+            vals = self.block_of[v.id].values
+            i, j = vals.index(v), vals.index(u)
+            if any(w.op in ("store", "for") for w in vals[i + 1:j]):
+                continue  # a store in between could change what the load reads
+            if len(v.srcs) == 1 or (len(u.srcs) > 2 and u.srcs[2] is v.srcs[1]):
+                self.kind[v.id] = "load"
 
     def kind_of(self, v: Value) -> str:
         op = v.op
@@ -346,6 +374,9 @@ class _Gen:
             return f"{self.name[v.id]}[{self.flat(v.shape, idx)}]"
         if k == "affine":
             return self.aff_expr(self.affine(v), idx)
+        if k == "load":
+            p = v.srcs[0]
+            return self.load_conv(p.dtype.elem, f"{self.ptr_base(p)}[{self.ptr_off(p, idx)}]")
         return self.expr(v, idx)
 
     @staticmethod
@@ -804,6 +835,7 @@ class _Gen:
         k = self.k
         self.index(k.body)
         self.plan()
+        self.fuse_loads()
         self.ind = 3
         self.emit_block(k.body)
         body = self.out

@@ -26,7 +26,7 @@ __all__ = [
     "load", "store", "where", "exp", "log", "sqrt", "rsqrt", "tanh", "erf", "sigmoid", "abs",
     "floor", "ceil", "cos", "sin", "minimum", "maximum", "sum", "max", "min", "argmax", "dot",
     "trans", "reshape", "expand_dims", "broadcast_to", "cast", "cdiv", "static_range", "range",
-    "multiple_of", "SUPPORTED_DTYPES", "UNDEFINED", "float32", "float16", "bfloat16", "int32",
+    "multiple_of", "is_float_storage", "SUPPORTED_DTYPES", "UNDEFINED", "float32", "float16", "bfloat16", "int32",
     "int64", "int8", "uint8", "bool_",
 ]
 
@@ -579,6 +579,11 @@ def broadcast_to(x, shape) -> Tile:
 def multiple_of(x, _n):
     """A hint (accepted for Triton compatibility; the cpu backend does not need it)."""
     return x
+
+
+def is_float_storage(np_dtype) -> bool:
+    """Whether arrays of NumPy dtype `np_dtype` are float tiles (float32, float16, bfloat16)."""
+    return np.dtype(np_dtype) in (float32.np, float16.np, bfloat16.np)
 
 
 def cdiv(a, b):

@@ -158,7 +158,7 @@ def unary(x, op, backend="cpu"):
     if op not in UNARY_OPS:
         raise ValueError(f"op must be one of {UNARY_OPS}, got {op!r}")
     x = np.ascontiguousarray(x)
-    if x.dtype == np.float64 or x.dtype.kind in "iub":
+    if not tile.is_float_storage(x.dtype):
         x = x.astype(np.float32)
     out = np.empty_like(x)
     if x.size:

@@ -93,7 +93,7 @@ def reduce(x, axis=-1, kind="sum", keepdims=False, backend="cpu"):
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     x = np.ascontiguousarray(x)
-    if x.dtype.kind != "f" or x.dtype == np.float64:
+    if not tile.is_float_storage(x.dtype):
         x = x.astype(np.float32)
     axis = axis % x.ndim
     shape = x.shape

@@ -81,7 +81,7 @@ def norm_looped_kernel(x, w, b, out, N, eps, RMS: tile.constexpr, HAS_W: tile.co
 
 def _prep(x, weight, bias):
     x = np.asarray(x)
-    if x.dtype.kind != "f" or x.dtype == np.float64:
+    if not tile.is_float_storage(x.dtype):
         x = x.astype(np.float32)
     x = np.ascontiguousarray(x)
     n = x.shape[-1] if x.ndim else 1

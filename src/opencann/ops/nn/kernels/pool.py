@@ -50,7 +50,7 @@ def _pair(v):
 
 def _pool(x, kernel_size, stride, padding, dilation, is_max, count_include_pad, ceil_mode, backend):
     x = np.ascontiguousarray(x)
-    if x.dtype.kind != "f" or x.dtype == np.float64:
+    if not tile.is_float_storage(x.dtype):
         x = x.astype(np.float32)
     n, c, h, w = x.shape
     kh, kw = _pair(kernel_size)

@@ -62,7 +62,7 @@ def softmax_looped_kernel(x, out, N, LOG: tile.constexpr, BLOCK: tile.constexpr)
 
 def _launch(x, log, backend):
     x = np.asarray(x)
-    if x.dtype.kind != "f" or x.dtype == np.float64:
+    if not tile.is_float_storage(x.dtype):
         x = x.astype(np.float32)
     x = np.ascontiguousarray(x)
     out = np.empty_like(x)

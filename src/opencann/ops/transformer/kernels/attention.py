@@ -80,7 +80,7 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
     if q.ndim != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
         raise ValueError(f"attention needs q (B,H,Sq,D), k and v (B,H,Skv,D); got {q.shape}, "
                          f"{k.shape}, {v.shape}")
-    q, k, v = (np.ascontiguousarray(t if t.dtype.kind == "f" and t.dtype != np.float64
+    q, k, v = (np.ascontiguousarray(t if tile.is_float_storage(t.dtype)
                                     else t.astype(np.float32)) for t in (q, k, v))
     B, H, Sq, D = q.shape
     Skv = k.shape[2]
