@@ -62,3 +62,9 @@ def test_slice_infer(infer_op):
     t = infer_op("Slice", [f32("b", 10), TensorType(dtypes.int64, (1,)), TensorType(dtypes.int64, (1,)),
                            np.array([1], i64)])
     assert t.shape == ("b", None)
+
+
+def test_slice_backwards_from_before_the_start_is_empty(run_op):
+    x = np.arange(4, dtype=np.float32)
+    y = run_op("Slice", [x, np.array([-6], i64), np.array([-5], i64), np.array([0], i64), np.array([-1], i64)])
+    assert y.shape == (0,)

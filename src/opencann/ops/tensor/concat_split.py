@@ -208,7 +208,10 @@ def _slice(x, starts, ends, axes, steps):
     index = [slice(None)] * r
     for a, s, e, st in zip(axes, starts, ends, steps):
         b, en, st = _slice_bounds(x.shape[a], s, e, st)
-        index[a] = slice(b, en if en >= 0 else None, st)
+        if b < 0:  # a backwards slice that starts before the first element is empty
+            index[a] = slice(0, 0)
+        else:  # -1 as a backwards end means "through element 0", which Python spells None
+            index[a] = slice(b, en if en >= 0 else None, st)
     return x[tuple(index)]
 
 
