@@ -33,12 +33,18 @@ def infer_graph(graph: Graph, bound: dict, model_name: str) -> None:
     """Give every node output a type (in place). `bound` maps id(node) -> (OpDef, attrs), as
     returned by `bind_ops`."""
     for n in graph.nodes:
-        for sg in n.subgraphs():
-            infer_graph(sg, bound, model_name)
         d, attrs = bound[id(n)]
         args = list(n.inputs)
         while len(args) < len(d.inputs) and not d.inputs[-1].variadic:
             args.append(None)
+        # bodies that do not declare their inputs' types (ONNX function expansions do not) take
+        # them from the node's inputs; the op says how (Loop, Scan, SequenceMap)
+        if d.infer_subgraph_inputs is not None and n.subgraphs():
+            for key, types in d.infer_subgraph_inputs(*args, **attrs).items():
+                for v, t in zip(attrs[key].inputs, types):
+                    v.type = merge_types(v.type, t)
+        for sg in n.subgraphs():
+            infer_graph(sg, bound, model_name)
         try:
             result = d.infer(*args, **attrs)
         except Exception as e:  # noqa: BLE001 - re-raised with model, node and inputs named

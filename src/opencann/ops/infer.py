@@ -66,8 +66,11 @@ def _fmt(shape) -> str:
     return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def tensor(dtype, shape=None) -> TensorType:
-    """A tensor type; `dtype` may be a DType, NumPy dtype or name."""
+def tensor(dtype, shape=None) -> TensorType | None:
+    """A tensor type; `dtype` may be a DType, NumPy dtype or name. A dtype of None (an input not
+    typed yet, e.g. inside a body) gives None, the unknown type, never NumPy's float64 default."""
+    if dtype is None:
+        return None
     if not isinstance(dtype, dtypes.DType):
         dtype = dtypes.by_name(dtype) if isinstance(dtype, str) else dtypes.from_numpy(dtype)
     return TensorType(dtype, None if shape is None else tuple(shape))

@@ -68,6 +68,8 @@ class OpDef:
     reference: Callable
     doc: str = ""
     kernels: dict[str, Any] = field(default_factory=dict)  # backend name -> kernel, filled by backends' op libraries
+    # ops with bodies (Loop, Scan, SequenceMap): (*inputs, **attrs) -> {attr name: [body input types]}
+    infer_subgraph_inputs: Callable | None = None
 
     @property
     def qualified_name(self) -> str:
