@@ -1,4 +1,5 @@
-"""Helpers shared by the tensor family: reading shape-like constant inputs and symbolic dim arithmetic."""
+"""Helpers shared by the tensor family: reading shape-like constant inputs, symbolic dim arithmetic,
+and `defop`, the registry's decorator with inference that tolerates untyped inputs."""
 
 from __future__ import annotations
 

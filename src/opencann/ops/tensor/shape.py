@@ -98,16 +98,10 @@ def _infer_reshape(data, shape, allowzero=0):
 def _reshape(data, target, allowzero):
     target = list(target)
     if not allowzero:
+        if any(t == 0 for t in target[data.ndim:]):
+            raise ValueError(f"shape {target} copies a dim (0) beyond the input's rank {data.ndim}")
         target = [data.shape[i] if t == 0 else t for i, t in enumerate(target)]
     return np.reshape(data, target)
-
-
-@defop("Reshape", inputs=["data"], outputs=["reshaped"], attrs={"shape": None, "consumed_inputs": None},
-       infer=lambda data, shape=None, consumed_inputs=None: _infer_reshape(
-           data, _Const(shape) if shape is not None else None))
-def reshape_v1(data, *, shape, consumed_inputs):
-    """Reshape to the `shape` attribute (0 copies the input dim, -1 is inferred)."""
-    return _reshape(data, shape or [], 0)
 
 
 class _Const:
@@ -124,6 +118,14 @@ class _Const:
     @property
     def dtype(self):
         return dtypes.int64
+
+
+@defop("Reshape", inputs=["data"], outputs=["reshaped"], attrs={"shape": None, "consumed_inputs": None},
+       infer=lambda data, shape=None, consumed_inputs=None: _infer_reshape(
+           data, _Const(shape) if shape is not None else None))
+def reshape_v1(data, *, shape, consumed_inputs):
+    """Reshape to the `shape` attribute (0 copies the input dim, -1 is inferred)."""
+    return _reshape(data, shape or [], 0)
 
 
 @defop("Reshape", inputs=["data", "shape"], outputs=["reshaped"], infer=_infer_reshape, since=5)
