@@ -61,3 +61,25 @@ def test_resize_tf_crop_extrapolates(run_op):
                {"mode": "linear", "coordinate_transformation_mode": "tf_crop_and_resize",
                 "extrapolation_value": -1.0}, opset=19)
     np.testing.assert_allclose(y, [[1.5, 3, -1]])
+
+
+def test_resize_linear_long_axis_matches_interp(run_op):
+    # long axes take the few-taps path rather than a dense matrix
+    v = np.random.default_rng(0).standard_normal(50).astype(np.float32)
+    y = run_op("Resize", [v.reshape(1, 50), None, np.array([1, 2.5], np.float32)], {"mode": "linear"}, opset=19)
+    xo = (np.arange(125) + 0.5) / 2.5 - 0.5
+    np.testing.assert_allclose(y.reshape(-1), np.interp(xo, np.arange(50), v), rtol=1e-5, atol=1e-6)
+
+
+def test_resize_cubic_taps_agree_with_dense_weights():
+    from opencann.ops.tensor import resize
+
+    x = np.random.default_rng(1).standard_normal((3, 40))
+    xo = resize._source_coords(60, 40, 1.5, "half_pixel", 0.0, 1.0)
+    idx, w = resize._taps(xo, 40, 1.5, "cubic", -0.75, False, True)
+    dense = np.zeros((60, 40))
+    for i in range(60):
+        for j in range(idx.shape[1]):
+            dense[i, idx[i, j]] += w[i, j]
+    np.testing.assert_allclose(resize._apply_taps(x, idx, w, 1), x @ dense.T, rtol=1e-12)
+    np.testing.assert_allclose(dense.sum(axis=1), 1.0)

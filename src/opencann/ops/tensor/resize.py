@@ -69,9 +69,9 @@ def _cubic_kernel(t: np.ndarray, a: float) -> np.ndarray:
     return np.where(t <= 1, near, np.where(t < 2, far, 0.0))
 
 
-def _weights(xo: np.ndarray, in_len: int, scale: float, mode: str, a: float, antialias: bool,
-             exclude_outside: bool) -> np.ndarray:
-    """The (out_len, in_len) interpolation matrix for linear or cubic mode."""
+def _taps(xo: np.ndarray, in_len: int, scale: float, mode: str, a: float, antialias: bool,
+          exclude_outside: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Linear or cubic interpolation as taps: (indices, weights), both (out_len, taps)."""
     support = 1 if mode == "linear" else 2
     s = min(scale, 1.0) if antialias else 1.0  # antialiasing stretches the filter when downscaling
     start = int(math.floor(-support / s)) + 1
@@ -87,15 +87,31 @@ def _weights(xo: np.ndarray, in_len: int, scale: float, mode: str, a: float, ant
         w = np.where((idx < 0) | (idx >= in_len), 0.0, w)
         total = w.sum(axis=1, keepdims=True)
         w = w / np.where(total == 0, 1.0, total)
-    idx = np.clip(idx, 0, in_len - 1)  # outside neighbours repeat the edge
-    out = np.zeros((len(xo), in_len), dtype=np.float64)
-    np.add.at(out, (np.repeat(np.arange(len(xo)), len(offsets)), idx.reshape(-1)), w.reshape(-1))
+    return np.clip(idx, 0, in_len - 1), w  # outside neighbours repeat the edge
+
+
+def _is_identity(idx: np.ndarray, w: np.ndarray) -> bool:
+    """Whether the taps copy input i to output i (a scale of 1 on this axis)."""
+    own = idx == np.arange(idx.shape[0])[:, None]
+    return bool(np.all(w[~own] == 0) and np.all(np.where(own, w, 0).sum(axis=1) == 1))
+
+
+def _apply_taps(x: np.ndarray, idx: np.ndarray, w: np.ndarray, axis: int) -> np.ndarray:
+    """Interpolate `x` along `axis`: out[i] = sum_j w[i, j] * x[idx[i, j]]."""
+    n_out, n_taps = idx.shape
+    n_in = x.shape[axis]
+    if n_taps * 4 >= n_in:  # wide filters (antialiased downscaling): one dense matrix product
+        m = np.zeros((n_out, n_in), dtype=np.float64)
+        np.add.at(m, (np.repeat(np.arange(n_out), n_taps), idx.reshape(-1)), w.reshape(-1))
+        y = np.tensordot(m.astype(x.dtype, copy=False), x, axes=([1], [axis]))
+        return np.moveaxis(y, 0, axis)
+    shape = [1] * x.ndim
+    shape[axis] = n_out
+    out = None
+    for j in range(n_taps):
+        term = np.take(x, idx[:, j], axis=axis) * w[:, j].astype(x.dtype).reshape(shape)
+        out = term if out is None else out + term
     return out
-
-
-def _apply_matrix(x: np.ndarray, w: np.ndarray, axis: int) -> np.ndarray:
-    y = np.tensordot(w.astype(x.dtype, copy=False), x, axes=([1], [axis]))
-    return np.moveaxis(y, 0, axis)
 
 
 def _resize(x: np.ndarray, axes: list[int], out_sizes: list[int], scales: list[float], *, mode="nearest",
@@ -133,9 +149,9 @@ def _resize(x: np.ndarray, axes: list[int], out_sizes: list[int], scales: list[f
             if n_out != n_in or not np.array_equal(idx, np.arange(n_in)):
                 work = np.take(work, idx, axis=axis)
         else:
-            w = _weights(xo, n_in, scale, mode, cubic_coeff_a, bool(antialias), bool(exclude_outside))
-            if n_out != n_in or not np.array_equal(w, np.eye(n_in)):
-                work = _apply_matrix(work, w, axis)
+            idx, w = _taps(xo, n_in, scale, mode, cubic_coeff_a, bool(antialias), bool(exclude_outside))
+            if not (n_out == n_in and _is_identity(idx, w)):
+                work = _apply_taps(work, idx, w, axis)
     if outside.any():
         work = np.where(outside, np.asarray(extrapolation_value).astype(work.dtype), work)
     if work.dtype != x.dtype:
