@@ -7,9 +7,9 @@
 
 from .errors import (ExecutionError, InputError, InvalidModelError, ModelLoadError, OpenCannError,
                      UnsupportedOpsError)
-from .model import CompiledModel, compile
+from .model import CompiledModel, compile, load
 
 __version__ = "0.1.0"
 
 __all__ = ["CompiledModel", "ExecutionError", "InputError", "InvalidModelError", "ModelLoadError",
-           "OpenCannError", "UnsupportedOpsError", "compile", "__version__"]
+           "OpenCannError", "UnsupportedOpsError", "compile", "load", "__version__"]

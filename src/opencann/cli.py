@@ -1,7 +1,8 @@
 """The `opencann` command line.
 
     opencann info [--ops]                         version, backends, devices, C compiler, ops
-    opencann run MODEL --input NAME=FILE.npy ...  run a model and summarise its outputs
+    opencann compile MODEL -o OUT.ocm             compile ahead of time into one file
+    opencann run MODEL --input NAME=FILE.npy ...  run a model (.onnx or .ocm) and summarise its outputs
     opencann profile MODEL [--runs N]             trace, op summary and roofline of a model
 """
 
@@ -139,6 +140,31 @@ def cmd_profile(args) -> int:
     return 0
 
 
+def _shapes(specs) -> dict:
+    out = {}
+    for spec in specs or []:
+        name, _, dims = spec.partition("=")
+        try:
+            out[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise OpenCannError(f"--input-shape {spec!r}: write it as NAME=D1,D2,... e.g. ids=1,128") from None
+    return out
+
+
+def cmd_compile(args) -> int:
+    from .model import compile
+
+    t0 = time.perf_counter()
+    model = compile(args.model, backend=args.backend, input_shapes=_shapes(args.input_shape), optimize=True)
+    model.save(args.output)
+    size = os.path.getsize(args.output)
+    ins = ", ".join(f"{v.name}: {v.type!r}" for v in model.graph.inputs)
+    print(f"compiled {args.model} for {model.backend} in {1000 * (time.perf_counter() - t0):.0f} ms: "
+          f"{len(model.graph.nodes)} nodes, inputs ({ins})")
+    print(f"wrote {args.output} ({size / 2**20:.1f} MiB)")
+    return 0
+
+
 def cmd_run(args) -> int:
     from .model import compile
 
@@ -167,8 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="version, backends, devices, the C compiler found, and ops")
     info.add_argument("--ops", action="store_true", help="also list every supported op")
     info.set_defaults(func=cmd_info)
+    comp = sub.add_parser("compile", help="compile a model ahead of time into an .ocm file")
+    comp.add_argument("model", help="an .onnx file")
+    comp.add_argument("-o", "--output", required=True, help="the .ocm file to write")
+    comp.add_argument("--backend", default=None, help="target backend (default: $OPENCANN_BACKEND or ref)")
+    comp.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
+    comp.set_defaults(func=cmd_compile)
     run = sub.add_parser("run", help="run a model on .npy inputs and summarise its outputs")
-    run.add_argument("model", help="an .onnx file")
+    run.add_argument("model", help="an .onnx or .ocm file")
     run.add_argument("--input", "-i", action="append", metavar="NAME=FILE.npy", help="an input (repeat for each)")
     run.add_argument("--output-dir", "-o", metavar="DIR", help="also save each output as DIR/NAME.npy")
     run.add_argument("--backend", default=None, help="backend to run on (default: $OPENCANN_BACKEND or ref)")

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
-from .engine import Interpreter, bind_ops
+from .engine import Interpreter, bind_ops, ocm
 from .engine.infer import infer_graph
+from .engine.passes import DEFAULT_PASSES, Pipeline
 from .errors import InputError, OpenCannError
 from .ir import Graph, OptionalType, SequenceType, TensorType, Value
 
@@ -39,16 +40,61 @@ def to_graph(model: Any) -> tuple[Graph, str]:
     return import_model(model), _model_name(model)
 
 
-def compile(model: Any, backend: str | None = None) -> "CompiledModel":  # noqa: A001 - the API's name
+def _is_ocm(model: Any) -> bool:
+    if not isinstance(model, (str, os.PathLike)) or not os.path.isfile(model):
+        return False
+    with open(model, "rb") as f:
+        return f.read(8) == ocm.MAGIC
+
+
+def _pin_shapes(graph: Graph, name: str, shapes: dict[str, tuple]) -> None:
+    by_name = {v.name: v for v in graph.inputs}
+    for k, dims in shapes.items():
+        v = by_name.get(k)
+        if v is None:
+            raise OpenCannError(f"model {name!r} has no input {k!r} to give a shape; its inputs are "
+                                f"{', '.join(by_name)}")
+        t = v.type
+        if not isinstance(t, TensorType) or (t.shape is not None and len(t.shape) != len(dims)):
+            raise OpenCannError(f"model {name!r}: input {k!r} is {t!r}; shape {list(dims)} does not fit it")
+        for d, s in zip(t.shape or (), dims):
+            if isinstance(d, int) and d != s:
+                raise OpenCannError(f"model {name!r}: input {k!r} is {t!r}; shape {list(dims)} does not fit it")
+        v.type = TensorType(t.dtype, tuple(int(s) for s in dims))
+
+
+def compile(model: Any, backend: str | None = None, *, input_shapes: dict[str, tuple] | None = None,  # noqa: A001
+            optimize: bool | None = None) -> "CompiledModel":
     """Import, check and prepare `model` to run on `backend` (default: the `OPENCANN_BACKEND`
-    environment variable, else "ref")."""
+    environment variable, else "ref"). `model` may also be an .ocm file, which is loaded.
+    `input_shapes` pins inputs' symbolic dims (`{"ids": (1, 128)}`); `optimize` runs the graph
+    passes (default: on for every backend but `ref`, which runs the graph as written)."""
     backend = backend or os.environ.get("OPENCANN_BACKEND") or "ref"
     if backend not in BACKENDS:
         raise OpenCannError(f"backend {backend!r} cannot compile models yet; available: {', '.join(BACKENDS)}")
+    if _is_ocm(model):
+        return load(model)
     graph, name = to_graph(model)
+    if input_shapes:
+        _pin_shapes(graph, name, input_shapes)
     bound = bind_ops(graph, name)
     infer_graph(graph, bound, name)
+    if optimize if optimize is not None else backend != "ref":
+        Pipeline(DEFAULT_PASSES, reinfer=lambda g: infer_graph(g, bind_ops(g, name), name)).run(graph)
     return CompiledModel(graph, name, backend)
+
+
+def load(path: str | os.PathLike, verify: bool = True) -> "CompiledModel":
+    """Load an .ocm file written by `CompiledModel.save` (or `opencann compile`). Nothing is
+    compiled; weights are memory-mapped."""
+    graph, header = ocm.load(path, verify=verify)
+    name = header.get("name") or os.path.basename(os.fspath(path))
+    if header["backend"] not in BACKENDS:
+        raise OpenCannError(f"{os.fspath(path)!r} targets backend {header['backend']!r}, which this "
+                            f"opencann cannot run; available: {', '.join(BACKENDS)}")
+    bound = bind_ops(graph, name)
+    infer_graph(graph, bound, name)
+    return CompiledModel(graph, name, header["backend"])
 
 
 class CompiledModel:
@@ -72,6 +118,10 @@ class CompiledModel:
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
         checked = check_feeds(self.name, self.graph.inputs, feeds)
         return self._exec.run(checked)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write this model to an .ocm file (graph, target, weights), loadable with `opencann.load`."""
+        ocm.save(path, self.graph, self.backend)
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{v.name}: {v.type!r}" for v in self.graph.inputs)

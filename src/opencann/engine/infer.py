@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..errors import InvalidModelError
 from ..ir import Graph, OptionalType, SequenceType, TensorType
 from ..ir.verify import compatible
+from ..ops import context
 from . import symbolic
 
 
@@ -45,11 +46,14 @@ def infer_graph(graph: Graph, bound: dict, model_name: str) -> None:
                     v.type = merge_types(v.type, t)
         for sg in n.subgraphs():
             infer_graph(sg, bound, model_name)
+        tok = context.set_node(n)  # ops whose output count comes from the node (Split) read it
         try:
             result = d.infer(*args, **attrs)
         except Exception as e:  # noqa: BLE001 - re-raised with model, node and inputs named
             ins = ", ".join("_" if v is None else f"%{v.name}: {v.type!r}" for v in n.inputs)
             raise InvalidModelError(f"model {model_name!r}: {n.describe()} cannot take inputs ({ins}): {e}") from e
+        finally:
+            context.reset_node(tok)
         types = list(result) if isinstance(result, (tuple, list)) else [result]
         types = symbolic.refine(n, types)
         for i, o in enumerate(n.outputs):

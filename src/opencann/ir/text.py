@@ -110,7 +110,10 @@ def _attr(v, indent: str, elide_above) -> str:
     raise TypeError(f"cannot print attribute value {v!r}")
 
 
-def print_graph(g: Graph, indent: str = "", elide_above: int | None = None) -> str:
+def print_graph(g: Graph, indent: str = "", elide_above: int | None = None,
+                weights: dict | None = None) -> str:
+    """The text form of `g`. With a `weights` dict, the top-level graph's constants of more than
+    64 elements are moved into it (by value name) and printed as `const @weights`."""
     ins = ", ".join(f"{_vref(v)}: {format_type(v.type)}" for v in g.inputs)
     outs = ", ".join(_vref(v) for v in g.outputs)
     opset = ""
@@ -119,7 +122,12 @@ def print_graph(g: Graph, indent: str = "", elide_above: int | None = None) -> s
     lines = [f"graph {_name(g.name)}({ins}) -> ({outs}){opset} {{"]
     inner = indent + "  "
     for c in g.constants:
-        lines.append(f"{inner}{_vref(c)}: {format_type(c.type)} = const {format_tensor(c.const, elide_above)}")
+        if weights is not None and c.const.size > _LIST_MAX and c.const.dtype != object:
+            weights[c.name] = c.const
+            data = "@weights"
+        else:
+            data = format_tensor(c.const, elide_above)
+        lines.append(f"{inner}{_vref(c)}: {format_type(c.type)} = const {data}")
     for n in g.nodes:
         outs_s = ", ".join(f"{_vref(o)}: {format_type(o.type)}" for o in n.outputs)
         op = (_name(n.domain) + "::" if n.domain else "") + _name(n.op)
@@ -143,13 +151,14 @@ _TOKEN = re.compile(r"""
   | (?P<str>"(?:[^"\\]|\\.)*")
   | (?P<num>-?(?:\d+\.\d*(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+|\d+|inf\b|nan\b)|-inf\b)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
-  | (?P<punct>->|::|[%(){}\[\],:=<>*?_])
+  | (?P<punct>->|::|@|[%(){}\[\],:=<>*?_])
 """, re.VERBOSE)
 
 
 class _Parser:
-    def __init__(self, text: str):
+    def __init__(self, text: str, weights: dict | None = None):
         self.text = text
+        self.weights = weights
         self.toks: list[tuple[str, str, int]] = []
         pos = 0
         while pos < len(text):
@@ -333,7 +342,13 @@ class _Parser:
             self.take("=")
             if self.accept("const"):
                 (n, t), = outs
-                define(g.add_constant(n, self.tensor(t), t))
+                if self.accept("@"):
+                    self.take("weights")
+                    if self.weights is None or n not in self.weights:
+                        self.fail(f"constant %{n} refers to weights that were not given")
+                    define(g.add_constant(n, self.weights[n], t))
+                else:
+                    define(g.add_constant(n, self.tensor(t), t))
                 continue
             op = self.name()
             domain = ""
@@ -367,9 +382,10 @@ class _Parser:
         return g
 
 
-def parse(text: str) -> Graph:
-    """Read a graph from its text form (the inverse of `Graph.to_text()`)."""
-    p = _Parser(text)
+def parse(text: str, weights: dict | None = None) -> Graph:
+    """Read a graph from its text form (the inverse of `Graph.to_text()`); `weights` supplies the
+    constants printed as `const @weights`."""
+    p = _Parser(text, weights)
     g = p.graph([])
     if p.peek()[0] != "eof":
         p.fail("unexpected text after the graph")
