@@ -91,13 +91,14 @@ def np_attention(q, k, v):
 
 def run(quick=False, only=None):
     rng = np.random.default_rng(0)
-    reps = 3 if quick else 7
+    reps = 3 if quick else 10
+    min_time = 0.3 if quick else 1.5  # seconds per case: the best of many runs resists noise
     rows = []
 
     def case(name, ours, peer, unit, work, higher_is_better=True):
         if only and only not in name:
             return
-        t_o, t_p = best_of(ours, peer, reps)
+        t_o, t_p = best_of(ours, peer, reps, min_time)
         if unit == "ms":
             o, p = t_o * 1e3, t_p * 1e3
             ratio = t_p / t_o

@@ -154,17 +154,6 @@ static int oc_isa_level(void) {
   return level;
 }
 
-static void oc_pack_a(int M, int K, const float *A, float *Ap, int MR) {
-  for (int i0 = 0; i0 < M; i0 += MR) {
-    int mr = OC_MIN(MR, M - i0);
-    for (int k = 0; k < K; k++) {
-      for (int r = 0; r < mr; r++) Ap[r] = A[(size_t)(i0 + r) * K + k];
-      for (int r = mr; r < MR; r++) Ap[r] = 0.0f;
-      Ap += MR;
-    }
-  }
-}
-
 static void oc_pack_b(int K, int N, const float *B, float *Bp, int NR) {
   for (int j0 = 0; j0 < N; j0 += NR) {
     int nr = OC_MIN(NR, N - j0);
@@ -188,19 +177,22 @@ static void oc_micro_add(const float *t, int tn, float *C, int ldc, int mr, int 
 
 #ifdef OC_X86
 __attribute__((target("avx2,fma")))
-static void oc_micro_avx2(int K, const float *a, const float *b, float *C, int ldc, int mr, int nr) {
+static void oc_micro_avx2(int K, const float *a, int lda, const float *b, float *C, int ldc, int mr, int nr) {
+  /* rows past mr repeat the last valid row: computed, never stored */
+  const float *a0 = a, *a1 = a + (size_t)OC_MIN(1, mr - 1) * lda, *a2 = a + (size_t)OC_MIN(2, mr - 1) * lda;
+  const float *a3 = a + (size_t)OC_MIN(3, mr - 1) * lda, *a4 = a + (size_t)OC_MIN(4, mr - 1) * lda;
+  const float *a5 = a + (size_t)OC_MIN(5, mr - 1) * lda;
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #pragma GCC unroll 4
   for (int k = 0; k < K; k++) {
     __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
-    x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-    x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
-    x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
-    x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
-    x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
-    x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
-    a += 6;
+    x = _mm256_broadcast_ss(a0 + k); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(a1 + k); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(a2 + k); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(a3 + k); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+    x = _mm256_broadcast_ss(a4 + k); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+    x = _mm256_broadcast_ss(a5 + k); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
     b += 16;
   }
   if (mr == 6 && nr == 16) {
@@ -223,19 +215,21 @@ static void oc_micro_avx2(int K, const float *a, const float *b, float *C, int l
 }
 
 __attribute__((target("avx512f")))
-static void oc_micro_avx512(int K, const float *a, const float *b, float *C, int ldc, int mr, int nr) {
+static void oc_micro_avx512(int K, const float *a, int lda, const float *b, float *C, int ldc, int mr, int nr) {
+  const float *a0 = a, *a1 = a + (size_t)OC_MIN(1, mr - 1) * lda, *a2 = a + (size_t)OC_MIN(2, mr - 1) * lda;
+  const float *a3 = a + (size_t)OC_MIN(3, mr - 1) * lda, *a4 = a + (size_t)OC_MIN(4, mr - 1) * lda;
+  const float *a5 = a + (size_t)OC_MIN(5, mr - 1) * lda;
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #pragma GCC unroll 4
   for (int k = 0; k < K; k++) {
     __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), x;
-    x = _mm512_set1_ps(a[0]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
-    x = _mm512_set1_ps(a[1]); c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
-    x = _mm512_set1_ps(a[2]); c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
-    x = _mm512_set1_ps(a[3]); c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
-    x = _mm512_set1_ps(a[4]); c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
-    x = _mm512_set1_ps(a[5]); c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
-    a += 6;
+    x = _mm512_set1_ps(a0[k]); c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
+    x = _mm512_set1_ps(a1[k]); c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
+    x = _mm512_set1_ps(a2[k]); c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
+    x = _mm512_set1_ps(a3[k]); c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
+    x = _mm512_set1_ps(a4[k]); c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
+    x = _mm512_set1_ps(a5[k]); c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
     b += 32;
   }
   if (mr == 6 && nr == 32) {
@@ -258,12 +252,11 @@ static void oc_micro_avx512(int K, const float *a, const float *b, float *C, int
 }
 #endif
 
-static void oc_micro_generic(int K, const float *a, const float *b, float *C, int ldc, int mr, int nr) {
+static void oc_micro_generic(int K, const float *a, int lda, const float *b, float *C, int ldc, int mr, int nr) {
   float t[4 * 8] = {0};
   for (int k = 0; k < K; k++) {
-    for (int r = 0; r < 4; r++)
-      for (int j = 0; j < 8; j++) t[r * 8 + j] += a[r] * b[j];
-    a += 4;
+    for (int r = 0; r < mr; r++)
+      for (int j = 0; j < 8; j++) t[r * 8 + j] += a[(size_t)r * lda + k] * b[j];
     b += 8;
   }
   oc_micro_add(t, 8, C, ldc, mr, nr);
@@ -276,21 +269,20 @@ static void oc_dot_f32(int M, int N, int K, const float *A, const float *B, floa
   if (M <= 0 || N <= 0 || K <= 0) return;
   int lvl = oc_isa_level();
   int MR = lvl ? 6 : 4, NR = lvl == 2 ? 32 : (lvl == 1 ? 16 : 8);
-  size_t asz = (size_t)((M + MR - 1) / MR) * MR * K;
-  float *Ap = pack, *Bp = pack + ((asz + 15) & ~(size_t)15);
-  oc_pack_a(M, K, A, Ap, MR);
+  /* B is packed into NR-wide panels (kept in L1 across the row loop); A is read in place */
+  float *Bp = pack;
   oc_pack_b(K, N, B, Bp, NR);
   for (int j0 = 0; j0 < N; j0 += NR) {
     const float *bp = Bp + (size_t)(j0 / NR) * NR * K;
     for (int i0 = 0; i0 < M; i0 += MR) {
-      const float *ap = Ap + (size_t)(i0 / MR) * MR * K;
+      const float *ap = A + (size_t)i0 * K;
       float *c = C + (size_t)i0 * N + j0;
       int mr = OC_MIN(MR, M - i0), nr = OC_MIN(NR, N - j0);
 #ifdef OC_X86
-      if (lvl == 2) { oc_micro_avx512(K, ap, bp, c, N, mr, nr); continue; }
-      if (lvl == 1) { oc_micro_avx2(K, ap, bp, c, N, mr, nr); continue; }
+      if (lvl == 2) { oc_micro_avx512(K, ap, K, bp, c, N, mr, nr); continue; }
+      if (lvl == 1) { oc_micro_avx2(K, ap, K, bp, c, N, mr, nr); continue; }
 #endif
-      oc_micro_generic(K, ap, bp, c, N, mr, nr);
+      oc_micro_generic(K, ap, K, bp, c, N, mr, nr);
     }
   }
 }

@@ -72,3 +72,26 @@ def test_gemm_rejects_bad_shapes():
         gemm(np.zeros((2, 3), np.float32), np.zeros((4, 2), np.float32))
     with pytest.raises(ValueError):
         gemm(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32), activation="tanh")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isa", ["avx2", "generic"])
+def test_every_micro_kernel_isa(isa):
+    """The micro-kernel is chosen at run time from the CPU flags; force the narrower ones."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import numpy as np\n"
+            "from opencann.ops.math.kernels.gemm import gemm\n"
+            "rng = np.random.default_rng(0)\n"
+            "for m, n, k in [(301, 257, 130), (5, 3, 7), (13, 40, 33)]:\n"
+            "    a = rng.standard_normal((m, k)).astype(np.float32)\n"
+            "    b = rng.standard_normal((k, n)).astype(np.float32)\n"
+            "    np.testing.assert_allclose(gemm(a, b), a @ b, rtol=1e-4, atol=2e-4)\n")
+    src = str(Path(__file__).resolve().parents[4] / "src")
+    env = dict(os.environ, OPENCANN_CPU_ISA=isa,
+               PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr

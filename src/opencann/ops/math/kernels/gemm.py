@@ -53,14 +53,12 @@ def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, 
 
 
 def _blocks(M, N, K):
-    """Block sizes: BM a multiple of the 6-row micro-kernel that wastes few rows of M."""
-    best = None
-    for bm in (48, 60, 72, 96, 120):
-        waste = (-M) % bm
-        key = (waste / max(M, 1) > 0.1, bm if M < 128 else -bm)
-        if best is None or key < best[0]:
-            best = (key, bm)
-    bm = best[1] if M > 24 else max(6, -(-M // 6) * 6)
+    """Block sizes: BM a multiple of the 6-row micro-kernel, trading rows wasted on padding
+    (ceil(M / BM) * BM - M) against the per-block overhead of small blocks."""
+    if M <= 132:
+        bm = max(6, -(-M // 6) * 6)
+    else:
+        bm = min(range(48, 133, 6), key=lambda b: (-(-M // b) * b / M + 6.0 / b, -b))
     bn = 128 if N >= 128 else max(16, -(-N // 16) * 16)
     bk = 256 if K >= 256 else max(8, -(-K // 8) * 8)
     return bm, bn, bk
