@@ -235,3 +235,12 @@ def test_interpreter_allows_print_debugging(capsys):
     debug_kernel[(1,)](out, BLOCK=4, backend="ref")
     assert "values [0 2 4 6]" in capsys.readouterr().out
     np.testing.assert_array_equal(out, [0, 2, 4, 6])
+
+
+def test_compile_many_then_launch():
+    x = np.arange(10, dtype=np.float32)
+    out = np.zeros(10, np.float32)
+    tile.compile_many([(add_kernel, (x, x, out, 10), {"BLOCK": 32}),
+                       (cast_kernel, (x, out, 10), {"BLOCK": 32})])
+    add_kernel[(1,)](x, x, out, 10, BLOCK=32)
+    np.testing.assert_array_equal(out, 2 * x)
