@@ -34,7 +34,7 @@ import torch.fx
 
 from ...errors import OpenCannError, UnsupportedOpsError
 from . import partition
-from .lower import LoweringError
+from .lower import DECOMPOSITION_EXCLUDES, LoweringError
 from .runner import ENGINES, CompiledRegion
 
 __all__ = ["opencann_backend", "report", "reset_report", "Report", "CompileRecord", "OPTIONS"]
@@ -209,7 +209,11 @@ def _compile_split(gm: torch.fx.GraphModule, name: str, rejected: set[str], opts
 
     from torch._functorch.aot_autograd import make_boxed_func
 
-    fused, regions = partition.split(copy.deepcopy(gm), rejected)
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+    with unset_fake_temporarily():  # the graph's constants are real tensors
+        gm = copy.deepcopy(gm)  # splitting rewrites the graph; keep the original for a retry
+    fused, regions = partition.split(gm, rejected)
     calls = {n.target: n for n in fused.graph.nodes if n.op == "call_module"}
     for k, region in enumerate(regions):
         sub = getattr(fused, region)
@@ -249,7 +253,9 @@ def opencann_backend(gm: torch.fx.GraphModule, example_inputs, options: dict | N
 
         return compile_graph
 
+    decompositions = core_aten_decompositions()
+    for op in DECOMPOSITION_EXCLUDES:
+        decompositions.pop(op, None)
     backend = aot_autograd(fw_compiler=compiler("forward"), bw_compiler=compiler("backward"),
-                           inference_compiler=compiler("inference"),
-                           decompositions=core_aten_decompositions())
+                           inference_compiler=compiler("inference"), decompositions=decompositions)
     return backend(gm, example_inputs)
