@@ -20,7 +20,7 @@ from collections import defaultdict
 from .. import dtypes as _dt
 from .c_runtime import DOT, PRELUDE
 from .errors import TileCompileError
-from .ir import BINARY, COMPARE, ELEMENTWISE, UNARY, KernelIR, PtrType, Value
+from .ir import COMPARE, ELEMENTWISE, KernelIR, Value
 
 __all__ = ["generate", "entry_name", "signature_of"]
 

@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 from .. import dtypes as _dt
-from .errors import TileCompileError, TileError, TileIndexError, error, format_exception, location_from_traceback
+from .errors import (TileCompileError, TileError, TileIndexError, error, format_exception,
+                     location_from_traceback)
 from .ir import PtrType
 from .language import CONTEXT, Tile, _is_py_number
 

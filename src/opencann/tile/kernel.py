@@ -20,7 +20,8 @@ import numpy as np
 
 from .. import backends as _backends
 from .. import dtypes as _dt
-from .errors import KERNEL_CODES, TileCompileError, TileError, format_exception, location_from_traceback
+from .errors import (KERNEL_CODES, TileCompileError, TileError, format_exception,
+                     location_from_traceback)
 from .ir import KernelIR, PtrType
 from .language import CONTEXT, SUPPORTED_DTYPES, Tile, builder, constexpr
 from .rewrite import rewrite

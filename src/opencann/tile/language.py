@@ -18,7 +18,7 @@ import threading
 import numpy as np
 
 from .. import dtypes as _dt
-from .errors import TileCompileError, TileError, error
+from .errors import TileError, error
 from .ir import COMPARE, PtrType
 
 __all__ = [
@@ -610,5 +610,3 @@ def _check_shapes_equal(name, before: Tile, after: Tile):
         raise error(f"loop-carried variable '{name}' changes from {before.type_str()} to "
                     f"{after.type_str()} inside the loop; keep its shape and dtype fixed")
 
-
-TileCompileError = TileCompileError  # re-exported for kernels that catch it

@@ -8,7 +8,6 @@ no compiler.
 from __future__ import annotations
 
 import itertools
-import os
 
 from ..base import Backend, BackendError, Capabilities, HostMemory, Program, _memory_bytes
 
@@ -35,6 +34,3 @@ class RefBackend(HostMemory, Backend):
         return Capabilities(dtypes=self.HOST_DTYPES, memory_bytes=_memory_bytes(),
                             cores=1, simd_width_bytes=0, features=frozenset({"interpreter"}))
 
-
-def _cores():
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
