@@ -13,6 +13,7 @@ import functools
 import numpy as np
 
 from .. import infer
+from ..math.elementwise import erf_float
 from ..registry import defop
 
 # ONNX types whose arithmetic NumPy does poorly or not at all in their own precision
@@ -51,28 +52,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(_c(x, 0), x)
-
-
-def erf(x: np.ndarray) -> np.ndarray:
-    """The error function, vectorised (NumPy has none). Relative error below 2e-7 over the reals:
-    a Taylor series near 0, and the Chebyshev fit of erfc from Numerical Recipes (2nd ed., 6.2)
-    elsewhere. Computed in float64; returns float64."""
-    x = np.asarray(x, dtype=np.float64)
-    z = np.abs(x)
-    # Taylor series for |x| < 0.5: erf(x) = 2/sqrt(pi) * sum (-1)^n x^(2n+1) / (n! (2n+1))
-    xs = np.clip(x, -0.5, 0.5)  # the series only serves |x| < 0.5; clipping keeps it finite
-    x2 = xs * xs
-    term, series = xs.copy(), xs.copy()
-    for n in range(1, 9):
-        term = term * (-x2) / n
-        series = series + term / (2 * n + 1)
-    small = series * (2.0 / np.sqrt(np.pi))
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
-        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
-            -0.82215223 + t * 0.17087277))))))))
-    large = np.sign(x) * (1.0 - t * np.exp(poly))
-    return np.where(z < 0.5, small, large)
 
 
 # --- the Relu family -----------------------------------------------------------------------------
@@ -223,7 +202,7 @@ def gelu(x, *, approximate):
         return _c(x, 0.5) * x * (_c(x, 1) + np.tanh(inner))
     if approximate != "none":
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
-    return _c(x, 0.5) * x * (_c(x, 1) + erf(x * (1 / np.sqrt(2))).astype(x.dtype))
+    return _c(x, 0.5) * x * (_c(x, 1) + erf_float(x * (1 / np.sqrt(2))).astype(x.dtype))
 
 
 @defop("Mish", inputs=["X"], outputs=["Y"], infer=infer.same, since=18)
