@@ -54,7 +54,7 @@ def cmd_info(args) -> int:
     print(f"numpy    {np.__version__}, onnx {onnx.__version__} (ONNX opsets up to {MAX_OPSET})")
     print(f"machine  {platform.machine()}, {os.cpu_count()} CPU(s)")
     print(f"backends {', '.join(_backends())} (compile models for: {', '.join(BACKENDS)})")
-    print(f"devices  cpu:0 (host)")
+    print("devices  cpu:0 (host)")
     print(f"C compiler {_c_compiler()}")
     defs = ops.all_ops()
     fams: dict[str, int] = {}

@@ -1,6 +1,5 @@
 """The memory planner: no two live values overlap, dead values' bytes are reused."""
 
-import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st

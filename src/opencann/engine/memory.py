@@ -43,7 +43,7 @@ class MemoryPlan:
         """Raise AssertionError if two values alive at the same time overlap (a planner bug)."""
         items = sorted(self.offsets, key=lambda k: self.offsets[k])
         for i, a in enumerate(items):
-            a0, a1 = self.offsets[a], self.offsets[a] + self.sizes[a]
+            a1 = self.offsets[a] + self.sizes[a]
             assert a1 <= self.arena_bytes, f"{a!r} ends past the arena"
             for b in items[i + 1:]:
                 b0 = self.offsets[b]

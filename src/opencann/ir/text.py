@@ -21,7 +21,7 @@ import re
 import numpy as np
 
 from .. import dtypes
-from .graph import Graph, Node, Value
+from .graph import Graph, Value
 from .types import OptionalType, SequenceType, TensorType
 
 _SIMPLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")

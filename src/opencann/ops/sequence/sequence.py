@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import dtypes
-from ...ir.types import SequenceType, TensorType
+from ...ir.types import SequenceType
 from ..context import run_graph
 from ..infer import InferError, const, normalize_axis, tensor
 from ..registry import REQUIRED, defop
