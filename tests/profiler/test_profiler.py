@@ -78,3 +78,13 @@ def test_cli_profile(tmp_path, capsys, monkeypatch):
                  "--summary", str(tmp_path / "s.csv")]) == 0
     out = capsys.readouterr().out
     assert "MatMul" in out and "%roof" in out and (tmp_path / "t.json").exists()
+
+
+def test_gather_counts_what_it_reads_not_the_whole_table():
+    from opencann.engine import cost
+
+    table = np.zeros((30000, 384), np.float32)
+    idx = np.array([[1, 2, 3]], np.int64)
+    out = table[idx]
+    assert cost.moved_bytes("Gather", [table, idx], [out]) == 2 * out.nbytes + idx.nbytes
+    assert cost.moved_bytes("Add", [out, out], [out]) == 3 * out.nbytes

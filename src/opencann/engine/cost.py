@@ -20,8 +20,20 @@ def _size(x) -> int:
     return int(x.size) if isinstance(x, np.ndarray) else 0
 
 
+# ops that read only part of their first input: they move about as many bytes as they write
+_PARTIAL_READ = {"Gather", "GatherElements", "GatherND", "Slice", "Shape", "Size", "Compress", "TopK"}
+
+
 def nbytes(arrays) -> int:
     return sum(int(a.nbytes) for a in arrays if isinstance(a, np.ndarray))
+
+
+def moved_bytes(op: str, inputs: list, outputs: list) -> int:
+    """Bytes a node reads and writes (for partial readers, the part read is taken as the part written)."""
+    out = nbytes(outputs)
+    if op in _PARTIAL_READ:
+        return 2 * out + nbytes(inputs[1:])
+    return nbytes(inputs) + out
 
 
 def flops(op: str, attrs: dict, inputs: list, outputs: list) -> float:

@@ -136,7 +136,7 @@ class Interpreter:
             arrays = [x for x in outs if isinstance(x, np.ndarray)]
             prof.add(profiler.Slice(n.name or n.outputs[0].name, n.op, f"ref:{n.op}", t0, dt,
                                     flops=cost.flops(n.op, attrs, args, arrays),
-                                    bytes=cost.nbytes(args) + cost.nbytes(arrays)))
+                                    bytes=cost.moved_bytes(n.op, args, arrays)))
         if len(outs) < len(n.outputs):
             raise ExecutionError(f"model {self.model_name!r}: {n.describe()} reference returned "
                                  f"{len(outs)} outputs, the node has {len(n.outputs)}")
