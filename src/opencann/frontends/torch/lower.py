@@ -869,9 +869,18 @@ def _constant_pad(L, n, a, pad, value=0):
     begins, ends = [0] * r, [0] * r
     for i in range(k):  # torch lists (begin, end) pairs from the last dim backwards
         begins[r - 1 - i], ends[r - 1 - i] = pad[2 * i], pad[2 * i + 1]
-    if any(p < 0 for p in begins + ends if isinstance(p, int)):
-        raise LoweringError("negative padding")
-    return L.emit("Pad", [L.tensor(a), L.ints(begins + ends), L.tensor(value, L.dtype(a))], {"mode": "constant"})
+    if not _all_static(begins + ends):
+        raise LoweringError("symbolic padding")
+    x = L.tensor(a)
+    if any(p > 0 for p in begins + ends):
+        grow = [max(p, 0) for p in begins + ends]
+        x = L.emit("Pad", [x, L.ints(grow), L.tensor(value, L.dtype(a))], {"mode": "constant"})
+    cut = [d for d in range(r) if begins[d] < 0 or ends[d] < 0]
+    if cut:  # negative padding crops (the gradient of padding)
+        starts = [-min(begins[d], 0) for d in cut]
+        stops = [ends[d] if ends[d] < 0 else INT64_MAX for d in cut]
+        x = L.emit("Slice", [x, L.ints(starts), L.ints(stops), L.const(np.array(cut, np.int64), "ax")])
+    return x if x is not L.env.get(a) else L.emit("Identity", [x])
 
 
 @lowers(aten.flip.default)
@@ -1376,3 +1385,49 @@ def _sdpa_flash_backward(L, n, grad_out, q, k, v, out, lse, dropout_p, is_causal
     dq = L.emit("Mul", [L.emit("MatMul", [ds, kv]), c], hint="grad_q")
     dk = L.emit("Mul", [L.emit("MatMul", [L.emit("Transpose", [ds], t), qv]), c], hint="grad_k")
     return [dq, _sum_heads(L, dk, g, hk, ek), _sum_heads(L, dv, g, hk, ev)]
+
+
+# -- scatters of views (the gradients of slicing and selecting) -------------------------------------
+def _start_of(L, a, dim, start):
+    """A non-negative start index along `dim` as an int64 scalar value."""
+    if isinstance(start, int) and start >= 0:
+        return L.const(np.array(start, np.int64))
+    size = L.emit("Squeeze", [L.emit("Shape", [L.tensor(a)], {"start": dim, "end": dim + 1}),
+                              L.const(np.array([0], np.int64))])
+    s = L.sym(start)
+    if isinstance(start, int):  # negative: counts from the end
+        return L.emit("Add", [size, s])
+    return L.emit("Where", [L.emit("Less", [s, L.const(np.array(0, np.int64))]), L.emit("Add", [size, s]), s])
+
+
+def _positions(L, src_val, dim: int, rank: int, first, step):
+    """int64 indices of src's elements along `dim` (first, first+step, ...), broadcast to src's shape."""
+    n = L.emit("Squeeze", [L.emit("Shape", [src_val], {"start": dim, "end": dim + 1}),
+                           L.const(np.array([0], np.int64))])
+    steps = L.emit("Range", [L.const(np.array(0, np.int64)), n, L.const(np.array(1, np.int64))])
+    idx = L.emit("Add", [L.emit("Mul", [steps, L.sym(step)]), first])
+    shape = [1] * rank
+    shape[dim] = -1
+    idx = L.emit("Reshape", [idx, L.const(np.array(shape, np.int64))])
+    return L.emit("Expand", [idx, L.emit("Shape", [src_val])])
+
+
+@lowers(aten.slice_scatter.default,
+        when=lambda n: all(isinstance(a, int) or a is None for a in n.args[3:6]))
+def _slice_scatter(L, n, a, src, dim=0, start=None, end=None, step=1):
+    r = L.rank(a)
+    dim = dim % r
+    first = _start_of(L, a, dim, 0 if start is None else start)
+    srcv = L.tensor(src, L.dtype(a))
+    idx = _positions(L, srcv, dim, r, first, step)
+    return L.emit("ScatterElements", [L.tensor(a), idx, srcv], {"axis": dim}, hint="slice_scatter")
+
+
+@lowers(aten.select_scatter.default)
+def _select_scatter(L, n, a, src, dim, index):
+    r = L.rank(a)
+    dim = dim % r
+    srcv = L.emit("Unsqueeze", [L.tensor(src, L.dtype(a)), L.const(np.array([dim], np.int64))])
+    first = _start_of(L, a, dim, index)
+    idx = L.emit("Expand", [first, L.emit("Shape", [srcv])])
+    return L.emit("ScatterElements", [L.tensor(a), idx, srcv], {"axis": dim}, hint="select_scatter")
