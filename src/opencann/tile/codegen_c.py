@@ -863,7 +863,7 @@ class _Gen:
         self.ind = 2
         self.line(f"char *oc_sp = oc_scratch({self.scratch});")
         self.line("(void)oc_sp;")
-        self.line("#pragma omp for schedule(static)")
+        self.line("#pragma omp for schedule(guided)")  # balances when a core is busy elsewhere
         self.line("for (int64_t oc_pid = 0; oc_pid < oc_total; oc_pid++) {")
         self.ind = 3
         self.line("const int64_t pid0 = oc_pid % g0, pid1 = (oc_pid / g0) % g1, pid2 = oc_pid / (g0 * g1);")

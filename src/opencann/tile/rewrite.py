@@ -57,6 +57,16 @@ class _Assigned(ast.NodeVisitor):
         pass
 
 
+def _statements(body):
+    """Every node of `body`, not descending into nested functions or lambdas."""
+    todo = list(body)
+    while todo:
+        n = todo.pop()
+        yield n
+        if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            todo.extend(ast.iter_child_nodes(n))
+
+
 class _LoopRewriter(ast.NodeTransformer):
     def __init__(self, filename):
         self.filename = filename
@@ -70,17 +80,18 @@ class _LoopRewriter(ast.NodeTransformer):
         return node
 
     def visit_For(self, node):
+        if _is_range_call(node.iter):
+            if node.orelse:
+                raise self._fail(node, "`for ... else` is not supported in tile kernels")
+            if not isinstance(node.target, ast.Name):
+                raise self._fail(node, "a tile loop variable must be a single name")
+            for sub in _statements(node.body):
+                if isinstance(sub, (ast.Break, ast.Continue, ast.Return)):
+                    raise self._fail(sub, f"`{type(sub).__name__.lower()}` inside a tile loop is "
+                                     "not supported; use masks (tile.where) instead")
         self.generic_visit(node)  # inner loops first
         if not _is_range_call(node.iter):
             return node
-        if node.orelse:
-            raise self._fail(node, "`for ... else` is not supported in tile kernels")
-        if not isinstance(node.target, ast.Name):
-            raise self._fail(node, "a tile loop variable must be a single name")
-        for sub in ast.walk(ast.Module(body=node.body, type_ignores=[])):
-            if isinstance(sub, (ast.Break, ast.Continue, ast.Return)):
-                raise self._fail(sub, f"`{type(sub).__name__.lower()}` inside a tile loop is not "
-                                 "supported; use masks (tile.where) instead")
         call = node.iter
         args = list(call.args)
         if not 1 <= len(args) <= 3:

@@ -1,0 +1,128 @@
+"""Less common kernel shapes: nested loops, general reshapes, 3-d tiles, gathers, odd masks.
+
+Each kernel runs compiled and interpreted; both must agree with NumPy.
+"""
+
+import numpy as np
+import pytest
+
+from opencann import tile
+
+BACKENDS = ["ref", "cpu"]
+
+
+@tile.kernel
+def nested_loop_kernel(x, out, R, C, BR: tile.constexpr, BC: tile.constexpr):
+    # sum of x[r, c] * (r + 1) over a runtime 2-level loop nest, with a scalar pointer advanced
+    acc = tile.zeros((BC,), tile.float32)
+    cols = tile.arange(0, BC)
+    p = x
+    for r0 in range(0, R, BR):
+        part = tile.zeros((BC,), tile.float32)
+        for r in range(r0, tile.minimum(r0 + BR, R)):
+            part += tile.load(p + r * C + cols, mask=cols < C, other=0.0) * (r + 1).to(tile.float32)
+        acc = acc + part
+    tile.store(out + cols, acc, mask=cols < C)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nested_loops(backend):
+    x = np.random.default_rng(0).standard_normal((11, 13)).astype(np.float32)
+    out = np.zeros(13, np.float32)
+    nested_loop_kernel[(1,)](x, out, 11, 13, BR=4, BC=16, backend=backend)
+    np.testing.assert_allclose(out, (x * np.arange(1, 12)[:, None]).sum(0), rtol=1e-5, atol=1e-5)
+
+
+@tile.kernel
+def reshape_kernel(x, out, B: tile.constexpr):
+    v = tile.load(x + tile.arange(0, 4 * B))            # (4B,)
+    m = tile.reshape(v, (4, B))                          # general reshape
+    s = tile.sum(m, axis=0)                              # reduce a leading axis
+    t = tile.trans(m)                                    # (B, 4)
+    three = tile.reshape(t, (B, 2, 2))                   # a 3-d tile
+    mx = tile.max(three, axis=2)                         # (B, 2)
+    tile.store(out + tile.arange(0, B), s)
+    tile.store(out + B + tile.arange(0, B)[:, None] * 2 + tile.arange(0, 2)[None, :], mx)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reshape_transpose_three_d(backend):
+    x = np.random.default_rng(1).standard_normal(32).astype(np.float32)
+    out = np.zeros(8 + 16, np.float32)
+    reshape_kernel[(1,)](x, out, B=8, backend=backend)
+    m = x.reshape(4, 8)
+    np.testing.assert_allclose(out[:8], m.sum(0), rtol=1e-6)
+    np.testing.assert_allclose(out[8:], m.T.reshape(8, 2, 2).max(2).reshape(-1))
+
+
+@tile.kernel
+def gather_kernel(x, idx, out, n, BLOCK: tile.constexpr):
+    offs = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
+    m = offs < n
+    i = tile.load(idx + offs, mask=m, other=0)
+    even = (offs % 2) == 0                                   # not an interval: a per-element test
+    v = tile.load(x + i, mask=m & even, other=tile.full((BLOCK,), -1.0, tile.float32))
+    tile.store(out + offs, v, mask=m & (v > -10.0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gather_and_elementwise_masks(backend):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(50).astype(np.float32)
+    idx = rng.integers(0, 50, 37).astype(np.int64)
+    out = np.full(37, 99.0, np.float32)
+    gather_kernel[(3,)](x, idx, out, 37, BLOCK=16, backend=backend)
+    ref = np.where(np.arange(37) % 2 == 0, x[idx], -1.0)
+    np.testing.assert_array_equal(out, ref.astype(np.float32))
+
+
+@tile.kernel
+def scalar_kernel(x, out, n, f):
+    s = tile.load(x)                       # scalar load through a scalar pointer
+    t = tile.where(n > 3, s * f, -s)       # scalar select
+    tile.store(out, t)
+    tile.store(out + 1, tile.sum(tile.load(x + tile.arange(0, 4)), axis=0), mask=n > 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_scalar_programs(backend):
+    x = np.array([2.0, 3.0, 4.0, 5.0], np.float32)
+    out = np.zeros(2, np.float32)
+    scalar_kernel[(1,)](x, out, 5, 0.5, backend=backend)
+    np.testing.assert_array_equal(out, [1.0, 14.0])
+    scalar_kernel[(1,)](x, out, 0, 0.5, backend=backend)
+    np.testing.assert_array_equal(out, [-2.0, 14.0])
+
+
+@tile.kernel
+def inplace_kernel(x, n, BLOCK: tile.constexpr):
+    offs = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
+    m = offs < n
+    v = tile.load(x + offs, mask=m)
+    tile.store(x + offs, v * v, mask=m)       # read and write the same tensor
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_place_update(backend):
+    x = np.arange(20, dtype=np.float32)
+    inplace_kernel[(2,)](x, 20, BLOCK=16, backend=backend)
+    np.testing.assert_array_equal(x, np.arange(20, dtype=np.float32) ** 2)
+
+
+@tile.kernel
+def pointer_tile_loop_kernel(x, out, n, BLOCK: tile.constexpr):
+    ptrs = x + tile.arange(0, BLOCK)
+    acc = tile.zeros((BLOCK,), tile.float32)
+    for i in range(0, n):
+        acc += tile.load(ptrs)
+        ptrs += BLOCK
+    tile.store(out + tile.arange(0, BLOCK), acc)
+
+
+def test_loop_carried_pointer_tiles():
+    x = np.arange(12, dtype=np.float32)
+    out = np.zeros(4, np.float32)
+    pointer_tile_loop_kernel[(1,)](x, out, 3, BLOCK=4, backend="ref")  # the interpreter runs it
+    np.testing.assert_array_equal(out, x.reshape(3, 4).sum(0))
+    with pytest.raises(tile.TileCompileError, match="carry integer offsets"):
+        pointer_tile_loop_kernel[(1,)](x, out, 3, BLOCK=4, backend="cpu")
