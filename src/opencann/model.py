@@ -15,12 +15,13 @@ import numpy as np
 
 from . import dtypes
 from .engine import Interpreter, bind_ops, ocm
+from .engine.executor import CpuExecutor
 from .engine.infer import infer_graph
 from .engine.passes import DEFAULT_PASSES, Pipeline
 from .errors import InputError, OpenCannError
 from .ir import Graph, OptionalType, SequenceType, TensorType, Value
 
-BACKENDS = ("ref",)
+BACKENDS = ("ref", "cpu")
 
 
 def _model_name(model: Any) -> str:
@@ -105,7 +106,10 @@ class CompiledModel:
         self.graph = graph
         self.name = name
         self.backend = backend
-        self._exec = Interpreter(graph, name)
+        if backend == "cpu":
+            self._exec = CpuExecutor(graph, name)
+        else:
+            self._exec = Interpreter(graph, name)
 
     @property
     def input_names(self) -> list[str]:
@@ -118,6 +122,14 @@ class CompiledModel:
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
         checked = check_feeds(self.name, self.graph.inputs, feeds)
         return self._exec.run(checked)
+
+    def report(self) -> str:
+        """Where each node runs: the placement report (fusion groups, ref fallbacks and why)."""
+        placement = getattr(self._exec, "placement", None)
+        if placement is None:
+            return (f"placement of model {self.name!r} on {self.backend}: all {len(self.graph.nodes)} "
+                    "nodes run their NumPy references")
+        return placement.report()
 
     def save(self, path: str | os.PathLike) -> None:
         """Write this model to an .ocm file (graph, target, weights), loadable with `opencann.load`."""

@@ -1,0 +1,204 @@
+"""The `cpu` executor: runs a placed graph as a precomputed list of steps over numbered slots.
+
+Every value of the graph gets a slot in a list; constants are put in once. A step is
+`(fn, input slots, output slots, slots to free)`, so running one costs a call and a few list
+reads: no name lookups. Values are dropped after their last reader, so intermediates live no
+longer than the memory plan says (`memory_plan()` gives the arena a buffer-writing schedule would
+need per concrete shape binding). Steps record profiler slices (kernel name, FLOPs, bytes) when
+a profile is active.
+
+    >>> ex = CpuExecutor(graph, "model")          # doctest: +SKIP
+    >>> ex.run({"x": x})["y"]                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections import ChainMap
+from typing import Any
+
+import numpy as np
+
+from .. import profiler
+from ..errors import ExecutionError
+from ..ir import Graph, TensorType
+from ..ops import context
+from . import cost
+from .interpreter import Interpreter, _describe_inputs, bind_ops
+from .memory import MemoryPlan, lifetimes, plan_memory
+from .placement import Placement, Step, place
+
+__all__ = ["CpuExecutor"]
+
+
+class CpuExecutor:
+    """Executes `graph` with cpu kernels where placed, op references elsewhere."""
+
+    def __init__(self, graph: Graph, model_name: str = "model", fuse: bool = True):
+        self.graph = graph
+        self.model_name = model_name
+        self.bound = bind_ops(graph, model_name)
+        self.placement: Placement = place(graph, self.bound, model_name, fuse)
+        self._interp = None
+        slot: dict[int, int] = {}
+
+        def slot_of(v):
+            s = slot.get(id(v))
+            if s is None:
+                s = slot[id(v)] = len(slot)
+            return s
+
+        self._inputs = [(v.name, slot_of(v)) for v in graph.inputs]
+        consts = [(slot_of(c), c.const) for c in graph.constants]
+        keep = {id(v) for v in graph.outputs} | {id(v) for v in graph.inputs} | \
+            {id(c) for c in graph.constants}
+        plan_steps = []
+        for st in self.placement.steps:
+            plan_steps.append(([id(v) for v in st.inputs if v is not None],
+                               [id(v) for v in st.outputs if v is not None]))
+        life = lifetimes(plan_steps, keep)
+        last_use: dict[int, list[int]] = {}
+        for vid, (_, end) in life.items():
+            last_use.setdefault(end, []).append(vid)
+        self._steps = []
+        for i, st in enumerate(self.placement.steps):
+            ins = tuple(-1 if v is None else slot_of(v) for v in st.inputs)
+            outs = tuple(slot_of(v) for v in st.outputs)
+            frees = tuple(slot[v] for v in last_use.get(i, ()) if v in slot and v not in keep)
+            fn = st.fn if st.device == "cpu" else self._ref_fn(st)
+            self._steps.append((fn, ins, outs, frees))
+        self._outputs = [(v.name, slot_of(v)) for v in graph.outputs]
+        self._template = [None] * len(slot)
+        for s, c in consts:
+            self._template[s] = c
+        self._slot = slot
+        self._life = life
+
+    # --- ref steps ----------------------------------------------------------------------------
+    def _ref_fn(self, st: Step):
+        n = st.nodes[0]
+        d, attrs = self.bound[id(n)]
+        n_args = len(n.inputs)
+        pad = 0
+        while n_args + pad < len(d.inputs) and not d.inputs[-1].variadic:
+            pad += 1
+        tensor_out = [isinstance(v.type, TensorType) for v in n.outputs]
+        model, ref = self.model_name, d.reference
+        n_out = len(n.outputs)
+
+        def fn(*args):
+            if pad:
+                args = args + (None,) * pad
+            tok = context.set_node(n)
+            try:
+                result = ref(*args, **attrs)
+            except Exception as e:  # noqa: BLE001 - re-raised with the node named
+                raise ExecutionError(f"model {model!r}: {n.describe()} failed on inputs "
+                                     f"({_describe_inputs(args)}): {type(e).__name__}: {e}") from e
+            finally:
+                context.reset_node(tok)
+            outs = result if isinstance(result, tuple) else (result,)
+            if len(outs) < n_out:
+                raise ExecutionError(f"model {model!r}: {n.describe()} reference returned "
+                                     f"{len(outs)} outputs, the node has {n_out}")
+            return tuple(np.asarray(x) if t else x for x, t in zip(outs, tensor_out))
+
+        if n.subgraphs():
+            return self._subgraph_fn(st, fn)
+        return fn
+
+    def _subgraph_fn(self, st: Step, fn):
+        """A node with bodies (If/Loop/Scan): its bodies read outer values by identity, so they
+        run through the interpreter over a dict view of the slots."""
+        if self._interp is None:
+            self._interp = Interpreter(self.graph, self.model_name)
+        interp, slots, env_ref = self._interp, self._slot, self
+
+        def run(*args):
+            env = env_ref._env
+            outer = {vid: env[s] for vid, s in slots.items() if env[s] is not None}
+            stack = [outer]
+
+            def run_subgraph(graph, inputs):
+                sub = ChainMap({}, stack[-1])
+                for v, x in zip(graph.inputs, inputs):
+                    sub[id(v)] = x
+                stack.append(sub)
+                try:
+                    interp._run_graph(graph, sub)
+                finally:
+                    stack.pop()
+                return [sub[id(v)] for v in graph.outputs]
+
+            with context.graph_runner(run_subgraph):
+                return fn(*args)
+        return run
+
+    # --- running ------------------------------------------------------------------------------
+    def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        env = self._template.copy()
+        self._env = env
+        env.append(None)  # slot -1: an omitted optional input
+        for name, s in self._inputs:
+            env[s] = feeds[name]
+        prof = profiler.active()
+        if prof is None:
+            for fn, ins, outs, frees in self._steps:
+                res = fn(*[env[i] for i in ins])
+                for s, x in zip(outs, res):
+                    env[s] = x
+                for s in frees:
+                    env[s] = None
+        else:
+            self._run_profiled(env, prof)
+        self._env = None
+        return {name: env[s] for name, s in self._outputs}
+
+    def _run_profiled(self, env, prof) -> None:
+        for st, (fn, ins, outs, frees) in zip(self.placement.steps, self._steps):
+            args = [env[i] for i in ins]
+            t0 = time.perf_counter()
+            res = fn(*args)
+            dt = time.perf_counter() - t0
+            arrays = [x for x in res if isinstance(x, np.ndarray)]
+            flops = 0.0
+            for n in st.nodes:
+                _, attrs = self.bound[id(n)]
+                nargs = [env[self._slot[id(v)]] if v is not None and id(v) in self._slot else None
+                         for v in n.inputs]
+                nouts = [env[self._slot[id(v)]] for v in n.outputs
+                         if id(v) in self._slot and env[self._slot[id(v)]] is not None] or arrays
+                if all(isinstance(a, np.ndarray) for a in nargs if a is not None):
+                    try:
+                        flops += cost.flops(n.op, attrs, nargs, nouts)
+                    except Exception:  # noqa: BLE001 - an intermediate of a fused group is gone
+                        pass
+            kernel = st.kernel if st.device == "cpu" else f"ref:{st.nodes[0].op}"
+            prof.add(profiler.Slice(st.name, st.op, kernel, t0, dt, flops=flops,
+                                    bytes=cost.nbytes(args) + cost.nbytes(arrays)))
+            for s, x in zip(outs, res):
+                env[s] = x
+            for s in frees:
+                env[s] = None
+
+    # --- memory -------------------------------------------------------------------------------
+    def memory_plan(self, feeds: dict[str, Any]) -> MemoryPlan:
+        """The arena plan of this schedule's intermediates for the shapes of `feeds` (runs the
+        model once to learn every intermediate's size)."""
+        sizes: dict[int, int] = {}
+        env_sizes = {}
+        env = self._template.copy() + [None]
+        for name, s in self._inputs:
+            env[s] = feeds[name]
+        for fn, ins, outs, _ in self._steps:
+            res = fn(*[env[i] for i in ins])
+            for s, x in zip(outs, res):
+                env[s] = x
+                if isinstance(x, np.ndarray):
+                    env_sizes[s] = x.nbytes
+        by_slot = {s: vid for vid, s in self._slot.items()}
+        for s, nb in env_sizes.items():
+            vid = by_slot[s]
+            if vid in self._life:
+                sizes[vid] = nb
+        return plan_memory((vid, sizes[vid], *self._life[vid]) for vid in sizes)

@@ -1,0 +1,204 @@
+"""One tile kernel for any fused chain of elementwise ops: the chain is a small expression program,
+a constexpr of the kernel, evaluated while the kernel is traced, so each distinct chain compiles to
+straight-line C with one load per input and one store.
+
+A program is a tuple of instructions; instruction i defines value i:
+
+    ("in", k)            input k (loaded with its own broadcast strides)
+    ("c", 0.5)           a float32 constant
+    ("add", i, j)        a binary op of two earlier values (see BINARY)
+    ("erf", i)           a unary op of an earlier value (see UNARY)
+
+The last instruction is the result. Like the library's binary kernel, the launcher folds NumPy
+broadcasting into at most three dims (0 strides along broadcast dims, specialized constants).
+
+    >>> prog = (("in", 0), ("c", 2.0), ("mul", 0, 1), ("erf", 2))
+    >>> ElementwiseProgram(prog, 1)(np.ones(3, np.float32))            # doctest: +SKIP
+    array([0.9953223, 0.9953223, 0.9953223], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from opencann import tile
+
+__all__ = ["BINARY", "UNARY", "MAX_INPUTS", "ElementwiseProgram", "fused_elementwise_kernel",
+           "evaluate_numpy"]
+
+MAX_INPUTS = 4
+BLOCK = 2048
+BINARY = ("add", "sub", "mul", "div", "pow", "max", "min")
+UNARY = ("neg", "abs", "exp", "log", "sqrt", "tanh", "erf", "sigmoid", "relu", "floor", "ceil",
+         "reciprocal")
+
+
+def _binary(op, x, y):
+    if op == "add":
+        return x + y
+    if op == "sub":
+        return x - y
+    if op == "mul":
+        return x * y
+    if op == "div":
+        return x / y
+    if op == "max":
+        return tile.maximum(x, y)
+    if op == "min":
+        return tile.minimum(x, y)
+    if isinstance(y, float):  # small integer powers as products: exact and cheaper than powf
+        if y == 1.0:
+            return x
+        if y == 2.0:
+            return x * x
+        if y == 3.0:
+            return x * x * x
+        if y == 0.5:
+            return tile.sqrt(x)
+    return x ** y
+
+
+def _unary(op, x):
+    if op == "neg":
+        return -x
+    if op == "relu":
+        return tile.maximum(x, 0.0)
+    if op == "reciprocal":
+        return 1.0 / x
+    return getattr(tile, op)(x)
+
+
+def _evaluate(program, inputs, strides, r0, r1, cols, mask):
+    vals = []
+    for ins in program:
+        kind = ins[0]
+        if kind == "in":
+            k = ins[1]
+            s0, s1, s2 = strides[k]
+            vals.append(tile.load(inputs[k] + r0 * s0 + r1 * s1 + cols * s2, mask=mask))
+        elif kind == "c":
+            vals.append(float(ins[1]))
+        elif kind in BINARY:
+            vals.append(_binary(kind, vals[ins[1]], vals[ins[2]]))
+        else:
+            vals.append(_unary(kind, vals[ins[1]]))
+    return vals[-1]
+
+
+@tile.kernel(do_not_specialize=("D1", "C"))
+def fused_elementwise_kernel(out, x0, x1, x2, x3, D1, C, s00, s01, s02, s10, s11, s12,
+                             s20, s21, s22, s30, s31, s32, PROGRAM: tile.constexpr,
+                             BLOCK: tile.constexpr):
+    r = tile.program_id(1)
+    r0 = r // D1
+    r1 = r % D1
+    cols = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
+    m = cols < C
+    y = _evaluate(PROGRAM, (x0, x1, x2, x3), ((s00, s01, s02), (s10, s11, s12), (s20, s21, s22),
+                                             (s30, s31, s32)), r0, r1, cols, m)
+    tile.store(out + r * C + cols, y, mask=m)
+
+
+_NP_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+              "pow": np.power, "max": np.maximum, "min": np.minimum}
+
+
+def _np_unary(op, x):
+    return {"neg": np.negative, "abs": np.abs, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
+            "tanh": np.tanh, "erf": np.vectorize(math.erf, otypes=[np.float64]), "sigmoid": lambda v: 1.0 / (1.0 + np.exp(-v)),
+            "relu": lambda v: np.maximum(v, 0), "floor": np.floor, "ceil": np.ceil,
+            "reciprocal": lambda v: 1.0 / v}[op](x)
+
+
+def evaluate_numpy(program, inputs):
+    """The program evaluated by NumPy in float64 (for recognising activations numerically)."""
+    vals = []
+    with np.errstate(all="ignore"):
+        for ins in program:
+            kind = ins[0]
+            if kind == "in":
+                vals.append(np.asarray(inputs[ins[1]], np.float64))
+            elif kind == "c":
+                vals.append(np.float64(ins[1]))
+            elif kind in BINARY:
+                vals.append(_NP_BINARY[kind](vals[ins[1]], vals[ins[2]]))
+            else:
+                vals.append(_np_unary(kind, vals[ins[1]]))
+    return vals[-1]
+
+
+def _elem_strides(shape, out_shape):
+    xs = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    st, acc = [0] * len(out_shape), 1
+    for d in range(len(out_shape) - 1, -1, -1):
+        st[d] = 0 if xs[d] == 1 else acc
+        acc *= xs[d]
+    return st
+
+
+def _collapse(shape, strides_list):
+    """Merge adjacent dims contiguous in every operand; drop unit dims."""
+    out = []
+    for d, n in enumerate(shape):
+        if n == 1:
+            continue
+        st = [s[d] for s in strides_list]
+        if out:
+            pn, pst = out[-1]
+            if all(ps == s * n for ps, s in zip(pst, st)):
+                out[-1] = (pn * n, st)
+                continue
+        out.append((n, st))
+    return out
+
+
+class ElementwiseProgram:
+    """A compiled-on-first-use fused elementwise kernel for one program over `n_inputs` float32
+    inputs. Calling it with arrays returns a new array (or fills `out`)."""
+
+    def __init__(self, program: tuple, n_inputs: int, name: str = "fused_elementwise"):
+        if n_inputs > MAX_INPUTS:
+            raise ValueError(f"a fused elementwise kernel takes at most {MAX_INPUTS} inputs")
+        self.program = tuple(program)
+        self.n_inputs = n_inputs
+        self.name = name
+        self._plans: dict = {}
+
+    def _plan(self, shapes):
+        out_shape = np.broadcast_shapes(*shapes)
+        size = int(np.prod(out_shape, dtype=np.int64))
+        strides = [_elem_strides(s, out_shape) for s in shapes]
+        dims = _collapse(out_shape, strides)
+        materialize = len(dims) > 3
+        if materialize:  # rare: broadcast every input to the output shape first
+            dims = [(size, [1] * len(shapes))]
+        dims = [(1, [0] * len(shapes))] * (3 - len(dims)) + dims
+        (d0, st0), (d1, st1), (c, st2) = dims
+        grid = (-(-c // BLOCK), d0 * d1, 1)
+        scalars = [d1, c]
+        for k in range(MAX_INPUTS):
+            scalars += [st0[k], st1[k], st2[k]] if k < len(shapes) else [0, 0, 0]
+        return out_shape, size, grid, scalars, materialize, None
+
+    def __call__(self, *inputs, out=None):
+        shapes = tuple(x.shape for x in inputs)
+        plan = self._plans.get(shapes)
+        if plan is None:
+            plan = self._plans[shapes] = self._plan(shapes)
+        out_shape, size, grid, scalars, materialize, prepared = plan
+        if out is None:
+            out = np.empty(out_shape, np.float32)
+        if size == 0:
+            return out
+        arrays = [np.ascontiguousarray(x, np.float32) for x in inputs]
+        if materialize:
+            arrays = [np.ascontiguousarray(np.broadcast_to(x, out_shape)) for x in arrays]
+        if prepared is None:
+            args = [out, *arrays] + [None] * (MAX_INPUTS - len(arrays)) + scalars
+            prog = fused_elementwise_kernel.warmup(*args, PROGRAM=self.program, BLOCK=BLOCK)
+            prepared = prog.fn
+            self._plans[shapes] = (out_shape, size, grid, scalars, materialize, prepared)
+        prepared(*grid, out.ctypes.data, *[a.ctypes.data for a in arrays], *scalars)
+        return out

@@ -1,0 +1,320 @@
+"""Fusion for the `cpu` backend: groups of nodes that run as one kernel.
+
+- GEMM / convolution epilogues: a MatMul or Gemm followed by its bias Add, an activation (Relu,
+  or a run of elementwise nodes that computes GELU or SiLU, recognised numerically so every
+  exporter's spelling of `x * 0.5 * (1 + erf(x / sqrt 2))` matches) and a residual Add run as one
+  launch of the GEMM kernel; a Conv absorbs a following Relu.
+- Elementwise chains: a node whose output feeds exactly one elementwise node joins it, up to
+  `MAX_INPUTS` distinct tensor inputs; the chain runs as one generated kernel
+  (`fused_elementwise.ElementwiseProgram`).
+- Attention: MatMul(Q, Kᵀ) -> scale -> Softmax -> MatMul(·, V) with no mask runs as the library's
+  attention kernel.
+
+Groups only absorb values nobody else reads, so a fused graph computes what the unfused one does.
+
+    >>> groups = find_groups(graph, bound)          # doctest: +SKIP
+    >>> [g.describe() for g in groups][:1]          # doctest: +SKIP
+    ['gemm+bias+gelu: /l0/dense/MatMul, /l0/dense/Add, ...']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ir import Graph, Node, TensorType, Value
+from . import lower_cpu
+from .fused_elementwise import MAX_INPUTS, ElementwiseProgram, evaluate_numpy
+from .lower_cpu import Lowered, const_of, is_f32
+
+__all__ = ["FusionGroup", "find_groups", "EW_OPS", "elementwise_program"]
+
+# ONNX op -> (program op, arity)
+EW_OPS = {"Add": ("add", 2), "Sub": ("sub", 2), "Mul": ("mul", 2), "Div": ("div", 2),
+          "Pow": ("pow", 2), "Max": ("max", 2), "Min": ("min", 2), "Relu": ("relu", 1),
+          "Erf": ("erf", 1), "Tanh": ("tanh", 1), "Sigmoid": ("sigmoid", 1), "Sqrt": ("sqrt", 1),
+          "Exp": ("exp", 1), "Log": ("log", 1), "Neg": ("neg", 1), "Abs": ("abs", 1),
+          "Reciprocal": ("reciprocal", 1), "Floor": ("floor", 1), "Ceil": ("ceil", 1)}
+
+_SAMPLES = np.linspace(-6.0, 6.0, 241)
+_ACTIVATIONS = {
+    "relu": lambda x: np.maximum(x, 0.0),
+    "gelu": lambda x: 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0))),
+    "silu": lambda x: x / (1.0 + np.exp(-x)),
+}
+
+
+@dataclass
+class FusionGroup:
+    """Nodes that run as one step: `lowered` computes `output` from `lowered.inputs`."""
+
+    kind: str
+    nodes: list[Node]
+    lowered: Lowered
+    output: Value
+    parts: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        first = self.nodes[0].name or self.nodes[0].outputs[0].name
+        more = f" + {len(self.nodes) - 1} node(s)" if len(self.nodes) > 1 else ""
+        return f"{'+'.join([self.kind, *self.parts])} ({self.lowered.kernel}): {first}{more}"
+
+
+def _rank(v: Value):
+    return None if not isinstance(v.type, TensorType) or v.type.shape is None else len(v.type.shape)
+
+
+def _scalar_const(v: Value | None, out_rank) -> float | None:
+    """The value of a float32 single-element constant that cannot change the output's rank."""
+    c = const_of(v)
+    if c is None or not is_f32(v) or c.size != 1:
+        return None
+    if c.ndim and (out_rank is None or c.ndim > out_rank):
+        return None
+    return float(c.reshape(()))
+
+
+def is_elementwise(n: Node) -> bool:
+    spec = EW_OPS.get(n.op)
+    if spec is None or n.domain not in ("", "ai.onnx") or len(n.outputs) != 1:
+        return False
+    ins = [v for v in n.inputs if v is not None]
+    if len(ins) != spec[1] or not all(is_f32(v) for v in ins) or not is_f32(n.outputs[0]):
+        return False
+    return True
+
+
+def elementwise_program(nodes: list[Node], fixed: dict[int, int] | None = None):
+    """(program, external inputs) computing the last node's output from the chain `nodes`.
+    `fixed` maps value ids to input indices decided by the caller."""
+    prog: list[tuple] = []
+    where: dict[int, int] = {}
+    inputs: list[Value] = []
+    for vid, k in (fixed or {}).items():
+        where[vid] = len(prog)
+        prog.append(("in", k))
+    consts: dict[float, int] = {}
+    for n in nodes:
+        op, _ = EW_OPS[n.op]
+        out_rank = _rank(n.outputs[0])
+        args = []
+        for v in n.inputs:
+            if v is None:
+                continue
+            i = where.get(id(v))
+            if i is None:
+                s = _scalar_const(v, out_rank)
+                other = [u for u in n.inputs if u is not None and u is not v]
+                if s is not None and (not other or _rank(other[0]) == out_rank):
+                    i = consts.get(s)
+                    if i is None:
+                        i = consts[s] = len(prog)
+                        prog.append(("c", s))
+                else:
+                    i = where[id(v)] = len(prog)
+                    prog.append(("in", len(inputs) + len(fixed or {})))
+                    inputs.append(v)
+            args.append(i)
+        where[id(n.outputs[0])] = len(prog)
+        prog.append((op, *args))
+    return tuple(prog), inputs
+
+
+def _ew_call(program, n_inputs, name):
+    k = ElementwiseProgram(program, n_inputs, name)
+    return lambda *xs: (k(*xs),)
+
+
+def _consumers(graph: Graph) -> dict[int, list[Node]]:
+    cons: dict[int, list[Node]] = {}
+    for n in graph.nodes:
+        seen = set()
+        for v in n.inputs:
+            if v is not None and id(v) not in seen:
+                seen.add(id(v))
+                cons.setdefault(id(v), []).append(n)
+    return cons
+
+
+class _Fuser:
+    def __init__(self, graph: Graph, bound: dict, fuse: bool = True):
+        self.fuse = fuse
+        self.graph = graph
+        self.bound = bound
+        self.cons = _consumers(graph)
+        self.outputs = {id(v) for v in graph.outputs}
+        self.index = {id(n): i for i, n in enumerate(graph.nodes)}
+        self.taken: set[int] = set()
+
+    def sole(self, v: Value) -> Node | None:
+        """The one node that reads `v`, if `v` is read by one untaken node and is no output."""
+        c = self.cons.get(id(v), [])
+        if not self.fuse or len(c) != 1 or id(v) in self.outputs or id(c[0]) in self.taken:
+            return None
+        return c[0]
+
+    # --- GEMM / conv epilogues --------------------------------------------------------------
+    def _bias_of(self, add: Node, cur: Value, n_cols) -> np.ndarray | None:
+        if add.op != "Add" or not is_elementwise(add):
+            return None
+        other = [v for v in add.inputs if v is not cur]
+        if len(other) != 1:
+            return None
+        c = const_of(other[0])
+        if c is None or not isinstance(n_cols, int) or c.size != n_cols or c.shape[-1] != n_cols:
+            return None
+        if c.ndim > (_rank(cur) or 0):
+            return None
+        return np.ascontiguousarray(c.reshape(-1), np.float32)
+
+    def _activation(self, cur: Value, anchor_index: int, window: int = 12):
+        """(name, nodes, output) when the elementwise nodes right after the anchor compute a known
+        activation of `cur` alone, else None."""
+        if not self.fuse:
+            return None
+        first = self.sole(cur)
+        if first is not None and first.op == "Relu" and is_elementwise(first):
+            return "relu", [first], first.outputs[0]
+        vals = {id(cur)}
+        region: list[Node] = []
+        for n in self.graph.nodes[anchor_index + 1: anchor_index + 1 + window]:
+            if id(n) in self.taken or not is_elementwise(n):
+                continue
+            ins = [v for v in n.inputs if v is not None]
+            if not any(id(v) in vals for v in ins):
+                continue
+            if not all(id(v) in vals or _scalar_const(v, _rank(n.outputs[0])) is not None
+                       for v in ins):
+                break
+            region.append(n)
+            vals.add(id(n.outputs[0]))
+        if not region:
+            return None
+        inside = {id(n) for n in region}
+        escaping = [v for v in [cur] + [n.outputs[0] for n in region]
+                    if id(v) in self.outputs or any(id(c) not in inside for c in self.cons.get(id(v), []))]
+        if len(escaping) != 1 or escaping[0] is not region[-1].outputs[0]:
+            return None
+        prog, ins = elementwise_program(region, {id(cur): 0})
+        if ins:
+            return None
+        got = evaluate_numpy(prog, [_SAMPLES])
+        for name, f in _ACTIVATIONS.items():
+            want = f(_SAMPLES)
+            if np.allclose(got, want, rtol=1e-6, atol=1e-7):
+                return name, region, region[-1].outputs[0]
+        return None
+
+    def gemm_group(self, n: Node) -> FusionGroup | str:
+        d, attrs = self.bound[id(n)]
+        plan = lower_cpu.matmul_plan(n, attrs)
+        if isinstance(plan, str):
+            return plan
+        nodes, parts = [n], []
+        cur = n.outputs[0]
+        n_cols = plan.b_const.shape[1] if plan.b_const is not None else (
+            plan.b.type.shape[-1] if plan.b.type.shape else None)
+        bias = None
+        nxt = self.sole(cur)
+        if nxt is not None and plan.bias is None:
+            bias = self._bias_of(nxt, cur, n_cols)
+            if bias is not None:
+                nodes.append(nxt)
+                parts.append("bias")
+                cur = nxt.outputs[0]
+        elif plan.bias is not None:
+            parts.append("bias")
+        act = self._activation(cur, self.index[id(nodes[-1])])
+        activation = None
+        if act is not None:
+            activation, region, cur = act
+            nodes += region
+            parts.append(activation)
+        residual = None
+        nxt = self.sole(cur)
+        if nxt is not None and nxt.op == "Add" and is_elementwise(nxt):
+            other = [v for v in nxt.inputs if v is not cur]
+            if len(other) == 1 and const_of(other[0]) is None and \
+                    isinstance(other[0].type, TensorType) and other[0].type.shape is not None and \
+                    other[0].type.shape == nxt.outputs[0].type.shape == cur.type.shape:
+                residual = other[0]
+                nodes.append(nxt)
+                parts.append("residual")
+                cur = nxt.outputs[0]
+        ins = [plan.a] + ([plan.b] if plan.b is not None else []) + ([plan.c] if plan.c else [])
+        if residual is not None:
+            ins.append(residual)
+        fn = lower_cpu.gemm_call(plan, activation, residual is not None, bias)
+        kernel = "gemm" if plan.b is None else "batched_gemm"
+        return FusionGroup("gemm", nodes, Lowered(fn, ins, kernel), cur, parts)
+
+    def conv_group(self, n: Node) -> FusionGroup | str:
+        d, attrs = self.bound[id(n)]
+        low = lower_cpu.lower(n, attrs)
+        if isinstance(low, str):
+            return low
+        plan = lower_cpu.conv_plan(n, attrs)
+        cur, nodes, parts, activation = n.outputs[0], [n], [], None
+        if plan[1] is not None:
+            parts.append("bias")
+        nxt = self.sole(cur)
+        if nxt is not None and nxt.op == "Relu" and is_elementwise(nxt):
+            activation, cur = "relu", nxt.outputs[0]
+            nodes.append(nxt)
+            parts.append("relu")
+        return FusionGroup("conv", nodes, Lowered(lower_cpu.conv_call(plan, activation),
+                                                  [n.inputs[0]], "conv2d"), cur, parts)
+
+    # --- elementwise chains -----------------------------------------------------------------
+    def elementwise_group(self, n: Node) -> FusionGroup:
+        nodes = [n]
+        cur = n.outputs[0]
+        _, ins = elementwise_program(nodes)
+        while True:
+            nxt = self.sole(cur)
+            if nxt is None or not is_elementwise(nxt):
+                break
+            prog, ins2 = elementwise_program(nodes + [nxt])
+            if len(ins2) > MAX_INPUTS:
+                break
+            nodes.append(nxt)
+            cur = nxt.outputs[0]
+        prog, ins = elementwise_program(nodes)
+        if len(ins) > MAX_INPUTS:  # one node with more inputs than the kernel takes: impossible today
+            raise AssertionError("elementwise node with too many inputs")
+        name = "fused_" + "_".join(EW_OPS[x.op][0] for x in nodes[:6])
+        return FusionGroup("elementwise", nodes, Lowered(_ew_call(prog, len(ins), name), ins, name),
+                           cur, [f"{len(nodes)} ops"] if len(nodes) > 1 else [])
+
+
+def find_groups(graph: Graph, bound: dict, fuse: bool = True
+                ) -> tuple[list[FusionGroup], dict[int, str]]:
+    """Fusion groups of `graph`'s top-level nodes, in order of their anchors, and the reasons the
+    anchors that could not be lowered fell back (by node id). With `fuse=False` every group is a
+    single node (the unfused schedule, for testing fusion against it)."""
+    f = _Fuser(graph, bound, fuse)
+    groups: list[FusionGroup] = []
+    reasons: dict[int, str] = {}
+    for n in graph.nodes:  # anchors first, so their epilogues are not taken by chains
+        if id(n) in f.taken or n.domain not in ("", "ai.onnx"):
+            continue
+        if n.op in ("MatMul", "Gemm"):
+            g = f.gemm_group(n)
+        elif n.op == "Conv":
+            g = f.conv_group(n)
+        else:
+            continue
+        if isinstance(g, str):
+            reasons[id(n)] = g
+            continue
+        groups.append(g)
+        f.taken.update(id(x) for x in g.nodes)
+    for n in graph.nodes:
+        if id(n) in f.taken or not is_elementwise(n):
+            continue
+        g = f.elementwise_group(n)
+        groups.append(g)
+        f.taken.update(id(x) for x in g.nodes)
+    return groups, reasons

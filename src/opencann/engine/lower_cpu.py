@@ -1,0 +1,372 @@
+"""Lowering of single nodes to the `cpu` backend: a table op -> function(node, attrs) that returns a
+`Lowered` step (a callable over the node's runtime inputs, calling the tile-language kernels'
+launchers) or a string saying why the node does not fit (it then runs its NumPy reference).
+
+Fused groups (GEMM epilogues, elementwise chains, attention) are built in `fusion.py`; this table
+covers what runs one node per kernel.
+
+    >>> low = lower(node, attrs)                     # doctest: +SKIP
+    >>> low.fn(x, w) if isinstance(low, Lowered) else print("falls back:", low)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .. import dtypes
+from ..ir import Node, TensorType, Value
+from ..ops.math.kernels import gemm as gemm_k
+from ..ops.math.kernels import reduce as reduce_k
+from ..ops.nn.kernels import conv as conv_k
+from ..ops.nn.kernels import normalization as norm_k
+from ..ops.nn.kernels import pool as pool_k
+from ..ops.nn.kernels import softmax as softmax_k
+
+__all__ = ["Lowered", "LOWERINGS", "lower", "is_f32", "const_of", "MatMulPlan", "matmul_plan"]
+
+
+@dataclass
+class Lowered:
+    """A node (or fused group) made into one step: `fn(*arrays of inputs) -> tuple of outputs`."""
+
+    fn: Callable
+    inputs: list[Value]
+    kernel: str
+
+
+def is_f32(v: Value | None) -> bool:
+    return v is not None and isinstance(v.type, TensorType) and v.type.dtype == dtypes.float32
+
+
+def const_of(v: Value | None):
+    return None if v is None else v.const
+
+
+def _rank(v: Value) -> int | None:
+    return None if not isinstance(v.type, TensorType) or v.type.shape is None else len(v.type.shape)
+
+
+def _f32_all(node: Node, n_in: int | None = None) -> str | None:
+    ins = [v for v in node.inputs[:n_in] if v is not None]
+    bad = [v for v in ins + node.outputs[:1] if not is_f32(v)]
+    if bad:
+        return f"needs float32, has {', '.join(repr(v.type) for v in bad)}"
+    return None
+
+
+# --- MatMul / Gemm ------------------------------------------------------------------------------
+@dataclass
+class MatMulPlan:
+    """How a MatMul/Gemm maps onto the GEMM kernel: `a` (runtime) times `b` (constant, already
+    transposed and scaled, or a runtime value), plus an optional constant bias (N,) and a runtime
+    addend `c` (Gemm's C when it is not a vector)."""
+
+    a: Value
+    b: Value | None          # runtime B, or None when `b_const` holds it
+    b_const: np.ndarray | None
+    bias: np.ndarray | None
+    c: Value | None
+    trans_a: bool = False
+
+
+def matmul_plan(node: Node, attrs: dict) -> MatMulPlan | str:
+    """The GEMM form of a MatMul or Gemm node, or why it has none."""
+    bad = _f32_all(node, 2)
+    if bad:
+        return bad
+    a, b = node.inputs[0], node.inputs[1]
+    if node.op == "MatMul":
+        ra, rb = _rank(a), _rank(b)
+        if ra is None or rb is None:
+            return "operand ranks unknown"
+        if ra < 2 or rb < 2:
+            return "1-d operand (vector product)"
+        bc = const_of(b)
+        if bc is not None and rb == 2:
+            return MatMulPlan(a, None, np.ascontiguousarray(bc, np.float32), None, None)
+        if ra != rb:
+            return "batched operands of different ranks"
+        sa, sb = a.type.shape[:-2], b.type.shape[:-2]
+        if any(not (x == y) for x, y in zip(sa, sb)):
+            return f"batch dims differ ({list(sa)} vs {list(sb)}): broadcasting batch"
+        return MatMulPlan(a, b, None, None, None)
+    # Gemm: alpha * A' B' + beta * C
+    alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+    ta, tb = bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0))
+    bc = const_of(b)
+    if bc is None:
+        return "Gemm with a runtime B"
+    bmat = np.asarray(bc, np.float32)
+    if tb:
+        bmat = bmat.T
+    if alpha != 1.0:
+        bmat = bmat * np.float32(alpha)
+    bmat = np.ascontiguousarray(bmat, np.float32)
+    n = bmat.shape[1]
+    c = node.inputs[2] if len(node.inputs) > 2 else None
+    bias = None
+    cv = None
+    if c is not None:
+        cc = const_of(c)
+        if cc is not None and cc.size == n and (cc.ndim == 1 or cc.shape[-1] == n):
+            bias = np.ascontiguousarray(cc.reshape(n) * np.float32(beta), np.float32)
+        elif beta == 1.0 and is_f32(c):
+            cv = c
+        else:
+            return "Gemm with a scaled runtime C"
+    return MatMulPlan(a, None, bmat, bias, cv, ta)
+
+
+def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=None):
+    """fn(*runtime inputs) for `plan` with a fused bias (N,), activation and an optional residual
+    input. Runtime inputs, in order: a, [b], [c], [residual]."""
+    bconst, trans_a = plan.b_const, plan.trans_a
+    bias = plan.bias if bias is None else (bias if plan.bias is None else bias + plan.bias)
+    has_b, has_c = plan.b is not None, plan.c is not None
+
+    def fn(*args):
+        a = args[0]
+        i = 1
+        if has_b:
+            b, i = args[1], 2
+        else:
+            b = bconst
+        c = res = None
+        if has_c:
+            c, i = args[i], i + 1
+        if residual:
+            res = args[i]
+        if trans_a:
+            a = a.T
+        n = b.shape[-1]
+        if b.ndim == 2:  # (..., K) @ (K, N): one 2-d product over all leading rows
+            out_shape = a.shape[:-1] + (n,)
+            a = a.reshape(-1, a.shape[-1])
+            flat = (a.shape[0], n)
+        else:
+            out_shape = a.shape[:-1] + (n,)
+            a = a.reshape(-1, *a.shape[-2:])
+            b = b.reshape(-1, *b.shape[-2:])
+            flat = (a.shape[0], a.shape[1], n)
+        r = c if c is not None else res
+        if r is not None:
+            r = np.broadcast_to(r, out_shape).reshape(flat)
+        y = gemm_k.batched_gemm(a, b, bias, activation, r)
+        if c is not None and res is not None:
+            y += np.broadcast_to(res, out_shape).reshape(flat)
+        return (y.reshape(out_shape),)
+    return fn
+
+
+def _lower_matmul(node: Node, attrs: dict):
+    plan = matmul_plan(node, attrs)
+    if isinstance(plan, str):
+        return plan
+    ins = [plan.a] + ([plan.b] if plan.b is not None else []) + ([plan.c] if plan.c else [])
+    return Lowered(gemm_call(plan), ins, "gemm" if plan.b is None else "batched_gemm")
+
+
+# --- Conv and pooling ---------------------------------------------------------------------------
+def _sym_pads(pads, k):
+    if not pads:
+        return (0,) * k
+    pads = list(pads)
+    if pads[:k] != pads[k:]:
+        return None
+    return tuple(pads[:k])
+
+
+def conv_plan(node: Node, attrs: dict):
+    """(weight, bias, stride, padding, dilation, groups) of a 2-d Conv, or why it does not fit."""
+    bad = _f32_all(node, 3)
+    if bad:
+        return bad
+    w = const_of(node.inputs[1])
+    if w is None:
+        return "runtime weights"
+    if w.ndim != 4:
+        return f"{w.ndim - 2}-d convolution (only 2-d)"
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
+        return f"auto_pad={attrs.get('auto_pad')}"
+    pads = _sym_pads(attrs.get("pads"), 2) if attrs.get("auto_pad", "NOTSET") == "NOTSET" else (0, 0)
+    if pads is None:
+        return f"asymmetric pads {list(attrs.get('pads'))}"
+    b = None
+    if len(node.inputs) > 2 and node.inputs[2] is not None:
+        b = const_of(node.inputs[2])
+        if b is None:
+            return "runtime bias"
+    stride = tuple(attrs.get("strides") or (1, 1))
+    dil = tuple(attrs.get("dilations") or (1, 1))
+    ks = attrs.get("kernel_shape")
+    if ks and tuple(ks) != tuple(w.shape[2:]):
+        return "kernel_shape differs from the weight's"
+    return (np.ascontiguousarray(w, np.float32), None if b is None else np.ascontiguousarray(b, np.float32),
+            stride, pads, dil, int(attrs.get("group", 1)))
+
+
+def conv_call(plan, activation=None):
+    w, b, stride, pads, dil, groups = plan
+
+    def fn(x):
+        return (conv_k.conv2d(x, w, b, stride, pads, dil, groups, activation),)
+    return fn
+
+
+def _lower_conv(node: Node, attrs: dict):
+    plan = conv_plan(node, attrs)
+    if isinstance(plan, str):
+        return plan
+    if _rank(node.inputs[0]) != 4:
+        return "input is not NCHW"
+    return Lowered(conv_call(plan), [node.inputs[0]], "conv2d")
+
+
+def _lower_pool(node: Node, attrs: dict):
+    bad = _f32_all(node, 1)
+    if bad:
+        return bad
+    if len([v for v in node.outputs if v is not None]) > 1:
+        return "Indices output"
+    if _rank(node.inputs[0]) != 4:
+        return "not a 2-d pooling over NCHW"
+    if attrs.get("auto_pad", "NOTSET") != "NOTSET":
+        return f"auto_pad={attrs.get('auto_pad')}"
+    ks = tuple(attrs["kernel_shape"])
+    pads = _sym_pads(attrs.get("pads"), 2)
+    if pads is None:
+        return f"asymmetric pads {list(attrs.get('pads'))}"
+    stride = tuple(attrs.get("strides") or (1, 1))
+    ceil = bool(attrs.get("ceil_mode", 0))
+    if node.op == "MaxPool":
+        if int(attrs.get("storage_order", 0)):
+            return "storage_order=1"
+        dil = tuple(attrs.get("dilations") or (1, 1))
+
+        def fn(x):
+            return (pool_k.max_pool2d(x, ks, stride, pads, dil, ceil),)
+        return Lowered(fn, [node.inputs[0]], "max_pool2d")
+    if tuple(attrs.get("dilations") or (1, 1)) != (1, 1):
+        return "dilated average pooling"
+    cip = bool(attrs.get("count_include_pad", 0))
+
+    def fn_avg(x):
+        return (pool_k.avg_pool2d(x, ks, stride, pads, cip, ceil),)
+    return Lowered(fn_avg, [node.inputs[0]], "avg_pool2d")
+
+
+def _lower_global_avg(node: Node, attrs: dict):
+    bad = _f32_all(node, 1)
+    if bad:
+        return bad
+    r = _rank(node.inputs[0])
+    if r is None or r < 3:
+        return "rank unknown or < 3"
+
+    def fn(x):
+        lead = x.shape[:2]
+        y = reduce_k.reduce(x.reshape(*lead, -1), axis=-1, kind="mean")
+        return (y.reshape(lead + (1,) * (x.ndim - 2)),)
+    return Lowered(fn, [node.inputs[0]], "reduce_mean")
+
+
+# --- Softmax, LayerNorm, reductions -------------------------------------------------------------
+def _lower_softmax(node: Node, attrs: dict):
+    bad = _f32_all(node, 1)
+    if bad:
+        return bad
+    r = _rank(node.inputs[0])
+    if r is None or r == 0:
+        return "rank unknown"
+    axis = int(attrs.get("axis", -1))
+    if axis % r != r - 1:
+        return f"axis={axis} is not the last"
+    f = softmax_k.log_softmax if node.op == "LogSoftmax" else softmax_k.softmax
+    return Lowered(lambda x: (f(x),), [node.inputs[0]],
+                   "log_softmax" if node.op == "LogSoftmax" else "softmax")
+
+
+def _lower_layernorm(node: Node, attrs: dict):
+    bad = _f32_all(node, 3)
+    if bad:
+        return bad
+    if len([v for v in node.outputs if v is not None]) > 1:
+        return "Mean/InvStdDev outputs"
+    r = _rank(node.inputs[0])
+    if r is None or r == 0:
+        return "rank unknown"
+    if int(attrs.get("axis", -1)) % r != r - 1:
+        return f"axis={attrs.get('axis')} normalizes more than the last dim"
+    w, b = node.inputs[1], node.inputs[2] if len(node.inputs) > 2 else None
+    wc, bc = const_of(w), const_of(b)
+    if wc is None or (b is not None and bc is None):
+        return "runtime scale or bias"
+    eps = float(attrs.get("epsilon", 1e-5))
+    n = node.inputs[0].type.shape[-1]
+    if not isinstance(n, int) or wc.size != n or (bc is not None and bc.size != n):
+        return "scale/bias do not match the last dim"
+    wc = np.ascontiguousarray(wc.reshape(n), np.float32)
+    bc = None if bc is None else np.ascontiguousarray(bc.reshape(n), np.float32)
+    return Lowered(lambda x: (norm_k.layer_norm(x, wc, bc, eps),), [node.inputs[0]], "layer_norm")
+
+
+def _lower_reduce_mean(node: Node, attrs: dict):
+    bad = _f32_all(node, 1)
+    if bad:
+        return bad
+    r = _rank(node.inputs[0])
+    if r is None or r == 0:
+        return "rank unknown"
+    axes = attrs.get("axes")
+    if len(node.inputs) > 1 and node.inputs[1] is not None:
+        axes = const_of(node.inputs[1])
+        if axes is None:
+            return "runtime axes"
+        axes = [int(a) for a in np.asarray(axes).reshape(-1)]
+    if axes is None or len(axes) == 0:
+        if int(attrs.get("noop_with_empty_axes", 0)):
+            return "noop_with_empty_axes"
+        axes = list(range(r))
+    axes = sorted(int(a) % r for a in axes)
+    if axes != list(range(axes[0], axes[-1] + 1)):
+        return f"non-adjacent axes {axes}"
+    keep = bool(attrs.get("keepdims", 1))
+    a0, a1 = axes[0], axes[-1] + 1
+
+    def fn(x):
+        shp = x.shape
+        mid = int(np.prod(shp[a0:a1], dtype=np.int64))
+        if mid == 0:
+            return (np.mean(x, axis=tuple(range(a0, a1)), keepdims=keep).astype(np.float32),)
+        y = reduce_k.reduce(x.reshape(*shp[:a0], mid, *shp[a1:]), axis=a0, kind="mean")
+        out = shp[:a0] + ((1,) * (a1 - a0) if keep else ()) + shp[a1:]
+        return (y.reshape(out),)
+    return Lowered(fn, [node.inputs[0]], "reduce_mean")
+
+
+LOWERINGS: dict[str, Callable] = {
+    "MatMul": _lower_matmul,
+    "Gemm": _lower_matmul,
+    "Conv": _lower_conv,
+    "MaxPool": _lower_pool,
+    "AveragePool": _lower_pool,
+    "GlobalAveragePool": _lower_global_avg,
+    "Softmax": _lower_softmax,
+    "LogSoftmax": _lower_softmax,
+    "LayerNormalization": _lower_layernorm,
+    "ReduceMean": _lower_reduce_mean,
+}
+
+
+def lower(node: Node, attrs: dict) -> Lowered | str:
+    """A cpu step for `node`, or the reason it runs its reference. (Elementwise ops are lowered by
+    `fusion.py` as fused elementwise kernels.)"""
+    if node.domain not in ("", "ai.onnx"):
+        return f"domain {node.domain!r} has no cpu kernels"
+    f = LOWERINGS.get(node.op)
+    if f is None:
+        return "no cpu kernel for this op"
+    return f(node, attrs)
