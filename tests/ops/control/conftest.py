@@ -3,12 +3,8 @@
 import pytest
 
 import opencann
-from opencann import dtypes
-from opencann.ir import Graph, TensorType
-
-
-def tensor(dtype, *shape):
-    return TensorType(dtypes.by_name(dtype) if isinstance(dtype, str) else dtype, shape)
+from opencann.ir import Graph
+from opencann.testing import tensor_type as tensor
 
 
 class Body:

@@ -27,34 +27,34 @@ def _forest(**overrides):
 X = np.array([[0.0, 5.0], [3.0, 2.0], [3.0, np.nan], [3.0, 0.0]])
 
 
-def test_sum(run, infer_types, tt):
-    got = run("TreeEnsemble", [X], _forest(), domain=ML, domain_opset=5)
+def test_sum(run_op, infer_op, tt):
+    got = run_op("TreeEnsemble", [X], _forest(), domain=ML, opset=5)
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, [[11, 0], [2, 20], [10, 3], [0, 23]])
-    assert infer_types("TreeEnsemble", [tt("float32", "n", 2)], _forest(), domain=ML, opset=5).shape == ("n", 2)
+    assert infer_op("TreeEnsemble", [tt("float32", "n", 2)], _forest(), domain=ML, opset=5).shape == ("n", 2)
 
 
-def test_average_and_max(run):
-    got = run("TreeEnsemble", [X], _forest(aggregate_function=0), domain=ML, domain_opset=5)
+def test_average_and_max(run_op):
+    got = run_op("TreeEnsemble", [X], _forest(aggregate_function=0), domain=ML, opset=5)
     np.testing.assert_allclose(got, np.array([[11, 0], [2, 20], [10, 3], [0, 23]]) / 2)
-    got = run("TreeEnsemble", [X], _forest(aggregate_function=3), domain=ML, domain_opset=5)
+    got = run_op("TreeEnsemble", [X], _forest(aggregate_function=3), domain=ML, opset=5)
     np.testing.assert_allclose(got, [[10, 0], [2, 20], [10, 3], [0, 20]])
 
 
-def test_logistic_float32(run):
-    got = run("TreeEnsemble", [X.astype(np.float32)], _forest(post_transform=2), domain=ML, domain_opset=5)
+def test_logistic_float32(run_op):
+    got = run_op("TreeEnsemble", [X.astype(np.float32)], _forest(post_transform=2), domain=ML, opset=5)
     assert got.dtype == np.float32
     want = 1 / (1 + np.exp(-np.array([[11, 0], [2, 20], [10, 3], [0, 23]], np.float64)))
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
-def test_softmax_and_probit(run):
+def test_softmax_and_probit(run_op):
     from statistics import NormalDist
 
     attrs = _forest(leaf_weights=np.array([0.1, 0.2, 0.3, 0.4, 0.5]))
     sums = np.array([[0.5, 0.0], [0.2, 0.5], [0.4, 0.3], [0.0, 0.8]])
-    got = run("TreeEnsemble", [X], {**attrs, "post_transform": 1}, domain=ML, domain_opset=5)
+    got = run_op("TreeEnsemble", [X], {**attrs, "post_transform": 1}, domain=ML, opset=5)
     np.testing.assert_allclose(got, np.exp(sums) / np.exp(sums).sum(axis=1, keepdims=True), rtol=1e-12)
-    got = run("TreeEnsemble", [X[1:3]], {**attrs, "post_transform": 4}, domain=ML, domain_opset=5)
+    got = run_op("TreeEnsemble", [X[1:3]], {**attrs, "post_transform": 4}, domain=ML, opset=5)
     want = [[NormalDist().inv_cdf(p) for p in row] for row in sums[1:3]]
     np.testing.assert_allclose(got, want, rtol=1e-9)

@@ -1,49 +1,20 @@
 """Activation ops: values the conformance suite does not cover (extreme inputs, narrow floats,
 integer types, legacy opsets) and inference with symbolic dims."""
 
+import functools
 import math
 
 import ml_dtypes
 import numpy as np
 import pytest
 
-import opencann
-from opencann import dtypes, ops
-from opencann.ir import Graph, TensorType, Value
 from opencann.ops.infer import InferError
+from opencann.testing import infer_op, run_op, tensor_type
 
-
-def run(op, inputs, attrs=None, opset=22, outputs=1):
-    """Run one `op` node through `opencann.compile` (inference and the interpreter's dtype/shape
-    check included); None in `inputs` omits an optional input. One array, or a tuple."""
-    g = Graph(op, {"": opset})
-    ins, feeds = [], {}
-    for i, x in enumerate(inputs):
-        if x is None:
-            ins.append(None)
-            continue
-        x = np.asarray(x)
-        ins.append(g.add_input(f"x{i}", TensorType(dtypes.from_numpy(x.dtype), x.shape)))
-        feeds[f"x{i}"] = x
-    g.outputs.extend(g.add_node(op, ins, [f"y{i}" for i in range(outputs)], dict(attrs or {})))
-    result = opencann.compile(g).run(feeds)
-    ys = tuple(result[f"y{i}"] for i in range(outputs))
-    return ys[0] if outputs == 1 else ys
-
-
-def infer_types(op, types, attrs=None, opset=22):
-    """What `op` infers for inputs of `types` (None for an omitted optional input)."""
-    d = ops.lookup(op, "", opset)
-    resolved, problems = d.resolve_attrs(dict(attrs or {}))
-    assert not problems, problems
-    vals = [None if t is None else Value(f"x{i}", t) for i, t in enumerate(types)]
-    while len(vals) < len(d.inputs) and not d.inputs[-1].variadic:
-        vals.append(None)
-    return d.infer(*vals, **resolved)
-
-
-def f32(*shape):
-    return TensorType(dtypes.float32, shape)
+# these tests run at opset 22 unless they name an opset
+run = functools.partial(run_op, opset=22)
+infer_types = functools.partial(infer_op, opset=22)
+f32 = functools.partial(tensor_type, "float32")
 
 
 def test_infer_keeps_symbolic_shape():

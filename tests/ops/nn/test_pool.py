@@ -2,50 +2,22 @@
 ceil_mode/padding/count_include_pad combinations, Indices layouts and the ops the ONNX suite does
 not test (MaxRoiPool, GlobalLpPool, old LpPool)."""
 
+import functools
 import itertools
 
 import numpy as np
 import pytest
 
-import opencann
-from opencann import dtypes, ops
-from opencann.ir import Graph, TensorType, Value
 from opencann.ops.infer import InferError
+from opencann.testing import infer_op, run_op, tensor_type
 
 rng = np.random.default_rng(1)
 
 
-def run(op, inputs, attrs=None, opset=22, outputs=1, consts=()):
-    g = Graph(op, {"": opset})
-    ins, feeds = [], {}
-    for i, x in enumerate(inputs):
-        if x is None:
-            ins.append(None)
-        elif i in consts:
-            ins.append(g.add_constant(f"c{i}", np.asarray(x)))
-        else:
-            x = np.asarray(x)
-            ins.append(g.add_input(f"x{i}", TensorType(dtypes.from_numpy(x.dtype), x.shape)))
-            feeds[f"x{i}"] = x
-    outs = g.add_node(op, ins, [f"y{i}" for i in range(outputs)], dict(attrs or {}))
-    g.outputs.extend(outs)
-    res = opencann.compile(g).run(feeds)
-    ys = tuple(res[f"y{i}"] for i in range(outputs))
-    return ys[0] if outputs == 1 else ys
-
-
-def infer_types(op, inputs, attrs=None, opset=22):
-    d = ops.lookup(op, "", opset)
-    resolved, problems = d.resolve_attrs(dict(attrs or {}))
-    assert not problems, problems
-    vals = [None if t is None else Value(f"x{i}", t[0], const=np.asarray(t[1])) if isinstance(t, tuple)
-            else Value(f"x{i}", t) for i, t in enumerate(inputs)]
-    vals += [None] * (len(d.inputs) - len(vals))
-    return d.infer(*vals, **resolved)
-
-
-def t(dtype, *shape):
-    return TensorType(dtypes.by_name(dtype), shape)
+# these tests run at opset 22 unless they name an opset
+run = functools.partial(run_op, opset=22)
+infer_types = functools.partial(infer_op, opset=22)
+t = tensor_type
 
 
 def naive_avg_pool_1d(x, k, s, pads, ceil_mode, count_include_pad):

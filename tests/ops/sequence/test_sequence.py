@@ -5,10 +5,7 @@ import opencann
 from opencann import dtypes, ops
 from opencann.ir import Graph, SequenceType, TensorType, Value
 from opencann.ops.infer import InferError
-
-
-def t(dtype, *shape):
-    return TensorType(dtypes.by_name(dtype), shape)
+from opencann.testing import tensor_type as t
 
 
 def test_construct_insert_erase_at_length():

@@ -13,11 +13,11 @@ def softmax_attention(q, k, v, bias=0.0):
     return (p / p.sum(-1, keepdims=True)) @ v
 
 
-def test_plain_and_gqa(run_node, rng):
+def test_plain_and_gqa(run_op, rng):
     q = rng.standard_normal((1, 4, 3, 8)).astype(np.float32)
     k = rng.standard_normal((1, 2, 5, 8)).astype(np.float32)
     v = rng.standard_normal((1, 2, 5, 6)).astype(np.float32)
-    y = run_node("FlexAttention", [q, k, v], domain=DOMAIN)
+    y = run_op("FlexAttention", [q, k, v], domain=DOMAIN)
     expected = softmax_attention(q, np.repeat(k, 2, axis=1), np.repeat(v, 2, axis=1))
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
 
@@ -36,7 +36,7 @@ def test_score_mod_subgraph_adds_a_bias(rng):
     np.testing.assert_allclose(y, softmax_attention(q, k, v, bias), rtol=1e-5, atol=1e-6)
 
 
-def test_float16_output(run_node, rng):
+def test_float16_output(run_op, rng):
     q = rng.random((1, 1, 2, 4)).astype(np.float16)
-    y = run_node("FlexAttention", [q, q, q], domain=DOMAIN)
+    y = run_op("FlexAttention", [q, q, q], domain=DOMAIN)
     assert y.dtype == np.float16 and y.shape == (1, 1, 2, 4)
