@@ -17,6 +17,16 @@ PRELUDE = r"""
 #define OC_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define OC_CLAMP(x, lo, hi) OC_MIN(OC_MAX((x), (lo)), (hi))
 
+/* max, min and select as functions: their arguments are always evaluated, so loads inside them
+   are unconditional and the loops that use them vectorize (a ?: on loads would not) */
+#define OC_DEF(T, S) \
+  static inline T oc_max_##S(T a, T b) { return a > b ? a : b; } \
+  static inline T oc_min_##S(T a, T b) { return a < b ? a : b; } \
+  static inline T oc_sel_##S(_Bool c, T a, T b) { return c ? a : b; }
+OC_DEF(float, f) OC_DEF(int32_t, i32) OC_DEF(int64_t, i64) OC_DEF(int8_t, i8) OC_DEF(uint8_t, u8)
+OC_DEF(_Bool, b)
+#undef OC_DEF
+
 /* per-thread scratch memory for tiles, kept between launches */
 static _Thread_local char *oc_tls_buf;
 static _Thread_local size_t oc_tls_cap;

@@ -28,6 +28,8 @@ CT = {_dt.float32: "float", _dt.float16: "float", _dt.bfloat16: "float", _dt.int
       _dt.int64: "int64_t", _dt.int8: "int8_t", _dt.uint8: "uint8_t", _dt.bool_: "_Bool"}
 PT = {_dt.float32: "float", _dt.float16: "_Float16", _dt.bfloat16: "uint16_t", _dt.int32: "int32_t",
       _dt.int64: "int64_t", _dt.int8: "int8_t", _dt.uint8: "uint8_t", _dt.bool_: "uint8_t"}
+_SUFFIX = {"float": "f", "int32_t": "i32", "int64_t": "i64", "int8_t": "i8", "uint8_t": "u8",
+           "_Bool": "b"}
 SIZE = {"float": 4, "int32_t": 4, "int64_t": 8, "int8_t": 1, "uint8_t": 1, "_Bool": 1}
 _FLIP = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le"}
 _CBIN = {"add": "+", "sub": "-", "mul": "*", "div": "/", "and": "&", "or": "|", "xor": "^",
@@ -424,7 +426,7 @@ class _Gen:
         if op == "cast":
             return self.cast_expr(ops[0], v.srcs[0].dtype, v.dtype)
         if op == "where":
-            return f"({ops[0]} ? {ops[1]} : {ops[2]})"
+            return f"oc_sel_{_SUFFIX[CT[v.dtype]]}({ops[0]}, {ops[1]}, {ops[2]})"
         f = v.dtype.is_float if op not in COMPARE else v.srcs[0].dtype.is_float
         if op in _CBIN:
             return f"({ops[0]} {_CBIN[op]} {ops[1]})"
@@ -433,9 +435,9 @@ class _Gen:
         if op == "mod":
             return f"fmodf({ops[0]}, {ops[1]})" if f else f"({ops[0]} % {ops[1]})"
         if op == "max":
-            return f"OC_MAX({ops[0]}, {ops[1]})"
+            return f"oc_max_{_SUFFIX[CT[v.dtype]]}({ops[0]}, {ops[1]})"
         if op == "min":
-            return f"OC_MIN({ops[0]}, {ops[1]})"
+            return f"oc_min_{_SUFFIX[CT[v.dtype]]}({ops[0]}, {ops[1]})"
         if op == "pow":
             return f"powf({ops[0]}, {ops[1]})"
         if op == "neg":
