@@ -194,3 +194,29 @@ def test_symbolic_dims():
 
 def test_gradients_of_selects_and_negative_slices():
     check(lambda x: x[:, -3:-1] * 2 + x[-1, 1:].sum() + x.select(1, -2)[:, None] + x[1, :2], X, grad=True)
+
+
+def test_advanced_indexing():
+    x = torch.randn(4, 5, 6)
+    i = torch.tensor([[0], [3], [-1]])
+    j = torch.tensor([1, -2, 4, 0])
+    check(lambda x: (x[i, j], x[:, i, j], x[i, :, j], x[:, j], x[..., torch.tensor([5, 0])]), x)
+    check(lambda x: x[i, :, j] * 2, x, grad=True)
+
+
+def test_index_put():
+    x = torch.randn(4, 5, 6)
+    i = torch.tensor([[0], [3], [0]])
+    j = torch.tensor([1, -2, 4, 1])
+    v = torch.randn(3, 4, 6)
+
+    def fn(x, v):
+        a = x.clone()
+        a[:, torch.tensor([2, 0])] = 7.0
+        b = x.clone()
+        b[torch.tensor([1, 2]), :, torch.tensor([0, 5])] = v[0, :2, :5]
+        c = x.clone()
+        c[1:, i, j] = v[:, :, :3].sum(-1)
+        return torch.index_put(x, (i, j), v, accumulate=True), a, b, c
+
+    check(fn, x, v)

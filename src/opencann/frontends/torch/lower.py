@@ -798,16 +798,49 @@ def _narrow(L, n, a, dim, start, length):
                             L.const(np.array([dim % r], np.int64), "ax")])
 
 
-def _single_index(n):
-    idx = n.args[1]
-    real = [i for i in idx if i is not None]
-    return len(real) == 1 and meta_of(real[0]).dtype in (torch.int64, torch.int32)
+def _int_indices(n):
+    real = [i for i in n.args[1] if i is not None]
+    return bool(real) and all(meta_of(i).dtype in (torch.int64, torch.int32) for i in real)
 
 
-@lowers(aten.index.Tensor, when=_single_index)
+def _stacked_indices(L, a, indices, dims):
+    """The index tensors of `dims`, broadcast together, negatives wrapped, stacked on a last axis
+    (GatherND / ScatterND indices)."""
+    idx = [L.tensor(indices[d], torch.int64) for d in dims]
+    zero = L.const(np.array(0, np.int64))
+    total = idx[0]
+    for v in idx[1:]:
+        total = L.emit("Add", [total, L.emit("Mul", [v, zero])])
+    total = L.emit("Mul", [total, zero])  # zeros of the broadcast shape
+    ax = L.const(np.array([-1], np.int64))
+    parts = []
+    for d, v in zip(dims, idx):
+        size = L.emit("Shape", [L.tensor(a)], {"start": d, "end": d + 1})
+        v = L.emit("Where", [L.emit("Less", [v, zero]), L.emit("Add", [v, size]), v])  # negatives from the end
+        parts.append(L.emit("Unsqueeze", [L.emit("Add", [v, total]), ax]))
+    return L.emit("Concat", parts, {"axis": -1})
+
+
+@lowers(aten.index.Tensor, when=_int_indices)
 def _index(L, n, a, indices):
-    axis = next(i for i, x in enumerate(indices) if x is not None)
-    return L.emit("Gather", [L.tensor(a), L.tensor(indices[axis])], {"axis": axis}, hint="index")
+    """Advanced indexing with integer tensors (boolean masks have data-dependent shapes: eager)."""
+    r = L.rank(a)
+    indices = list(indices) + [None] * (r - len(indices))
+    dims = [d for d, i in enumerate(indices) if i is not None]
+    x = L.tensor(a)
+    if len(dims) == 1:
+        return L.emit("Gather", [x, L.tensor(indices[dims[0]])], {"axis": dims[0]}, hint="index")
+    others = [d for d in range(r) if d not in dims]
+    if dims != list(range(len(dims))):
+        x = L.emit("Transpose", [x], {"perm": dims + others})
+    out = L.emit("GatherND", [x, _stacked_indices(L, a, indices, dims)], {"batch_dims": 0}, hint="index")
+    adjacent = dims == list(range(dims[0], dims[0] + len(dims)))
+    if adjacent and dims[0] > 0:  # torch keeps the indexed block in place when it is contiguous
+        nb = meta_of(n).dim() - len(others)
+        k = dims[0]
+        perm = list(range(nb, nb + k)) + list(range(nb)) + list(range(nb + k, nb + len(others)))
+        out = L.emit("Transpose", [out], {"perm": perm})
+    return out
 
 
 @lowers(aten.index_select.default)
@@ -846,20 +879,36 @@ def _scatter(L, n, a, dim, index, src):
     return L.emit("ScatterElements", [L.tensor(a), L.tensor(index), src_v], {"axis": dim % L.rank(a)})
 
 
-def _index_put_ok(n):
-    idx = n.args[1]
-    return (len(idx) == 1 and idx[0] is not None
-            and meta_of(idx[0]).dtype in (torch.int64, torch.int32))
-
-
-@lowers(aten.index_put.default, when=_index_put_ok)
+@lowers(aten.index_put.default, when=_int_indices)
 def _index_put(L, n, a, indices, values, accumulate=False):
-    idx = L.tensor(indices[0], torch.int64)
-    nd_idx = L.emit("Unsqueeze", [idx, L.const(np.array([-1], np.int64), "ax")])
-    # updates have the shape indices.shape + a.shape[1:]
-    upd_shape = L.emit("Concat", [L.emit("Shape", [idx]), L.emit("Shape", [L.tensor(a)], {"start": 1})], {"axis": 0})
-    upd = L.emit("Expand", [L.tensor(values, L.dtype(a)), upd_shape])
-    return L.emit("ScatterND", [L.tensor(a), nd_idx, upd], {"reduction": "add" if accumulate else "none"})
+    r = L.rank(a)
+    indices = list(indices) + [None] * (r - len(indices))
+    dims = [d for d, i in enumerate(indices) if i is not None]
+    others = [d for d in range(r) if d not in dims]
+    m, k = len(dims), dims[0]
+    x = L.tensor(a)
+    perm = dims + others
+    if perm != list(range(r)):
+        x = L.emit("Transpose", [x], {"perm": perm})
+    stacked = _stacked_indices(L, a, indices, dims)
+    batch = L.emit("Shape", [stacked], {"end": -1})
+    nb = max(L.rank(indices[d]) for d in dims)  # the rank of the broadcast index block
+    vals = L.tensor(values, L.dtype(a))
+    adjacent = dims == list(range(k, k + m))
+    if adjacent and k > 0:
+        # torch's values broadcast to x[indices], whose index block sits at dim k: move it first
+        full = L.emit("Concat", [L.emit("Shape", [L.tensor(a)], {"end": k}), batch,
+                                 L.emit("Shape", [L.tensor(a)], {"start": k + m})], {"axis": 0})
+        vals = L.emit("Expand", [vals, full])
+        vperm = list(range(k, k + nb)) + list(range(k)) + list(range(k + nb, k + nb + r - k - m))
+        vals = L.emit("Transpose", [vals], {"perm": vperm})
+    else:
+        upd = L.emit("Concat", [batch, L.emit("Shape", [x], {"start": m})], {"axis": 0})
+        vals = L.emit("Expand", [vals, upd])
+    out = L.emit("ScatterND", [x, stacked, vals], {"reduction": "add" if accumulate else "none"}, hint="index_put")
+    if perm != list(range(r)):
+        out = L.emit("Transpose", [out], {"perm": [perm.index(d) for d in range(r)]})
+    return out
 
 
 @lowers(aten.constant_pad_nd.default)
