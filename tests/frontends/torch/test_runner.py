@@ -1,0 +1,99 @@
+"""The boundary between torch tensors and the engine: zero-copy where safe, never aliasing inputs
+or the graph's constants, eager's strides for non-contiguous outputs, symbolic-size inputs."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import opencann.frontends.torch as oc  # noqa: E402
+from opencann.frontends.torch.runner import _Spans, _layout, make_executor  # noqa: E402
+from opencann.errors import OpenCannError  # noqa: E402
+
+
+def _compile(fn, **opts):
+    return torch.compile(fn, backend="opencann", options={"fallback": False, **opts})
+
+
+def test_outputs_do_not_alias_inputs():
+    f = _compile(lambda x: (x.clone(), x.reshape(-1).clone(), x * 2))
+    x = torch.arange(6.0).reshape(2, 3)
+    with torch.no_grad():
+        a, b, c = f(x)
+    x.add_(100)  # the caller's input changes; outputs computed before must not
+    assert torch.equal(a, torch.arange(6.0).reshape(2, 3))
+    assert torch.equal(b, torch.arange(6.0))
+    assert torch.equal(c, torch.arange(6.0).reshape(2, 3) * 2)
+
+
+def test_constant_outputs_are_fresh_each_call():
+    f = _compile(lambda x: (x + 1, torch.ones(3) * 4))
+    with torch.no_grad():
+        _, first = f(torch.zeros(2))
+        first.add_(1)
+        _, second = f(torch.zeros(2))
+    assert torch.equal(second, torch.full((3,), 4.0))
+
+
+def test_non_contiguous_outputs_have_eager_strides():
+    def fn(x, w):
+        return (x @ w).t(), (x @ w).permute(1, 0).contiguous(), (x + 1).transpose(0, 1)
+
+    x, w = torch.randn(3, 4), torch.randn(4, 5)
+    with torch.no_grad():
+        expect, got = fn(x, w), _compile(fn)(x, w)
+    for e, g in zip(expect, got):
+        assert g.shape == e.shape and g.stride() == e.stride()
+        assert torch.allclose(g, e, atol=1e-6)
+
+
+def test_non_contiguous_inputs():
+    f = _compile(lambda x, y: x * y + 1)
+    x = torch.randn(4, 6)[:, ::2]
+    y = torch.randn(3, 4).t()
+    with torch.no_grad():
+        assert torch.allclose(f(x, y), x * y + 1)
+
+
+def test_layout_of_meta_tensors():
+    t = torch.empty(2, 3, 4)
+    assert _layout(t) is None
+    assert _layout(t.permute(2, 0, 1)) == [1, 2, 0]
+    assert _layout(torch.empty(3, 1).expand(3, 5)) is None  # broadcast views come back dense
+
+
+def test_spans_find_overlaps():
+    spans = _Spans([(100, 200), (300, 400), (50, 60)])
+    assert spans.overlaps((150, 160)) and spans.overlaps((390, 500)) and spans.overlaps((0, 51))
+    assert not spans.overlaps((200, 300)) and not spans.overlaps((60, 100)) and not spans.overlaps((400, 900))
+
+
+def test_symbolic_sizes_cross_as_python_ints():
+    def fn(x):
+        return x.reshape(x.shape[0] * x.shape[1]), x.new_zeros(x.shape[1], 2)
+
+    f = torch.compile(fn, backend="opencann", dynamic=True)
+    with torch.no_grad():
+        for shape in ((2, 3), (5, 7), (4, 2)):
+            x = torch.randn(shape)
+            a, b = f(x)
+            assert torch.equal(a, x.reshape(-1)) and b.shape == (shape[1], 2)
+    r = oc.report()
+    assert r.graphs == 1 and r.records[0].symbolic
+
+
+def test_one_executor_choice():
+    from opencann.ir import Graph
+
+    with pytest.raises(OpenCannError, match="engine 'gpu'"):
+        make_executor(Graph("g"), "g", "gpu")
+    with pytest.raises(Exception, match="engine"):
+        torch.compile(lambda x: x + 1, backend="opencann", options={"engine": "gpu"})(torch.ones(1))
+
+
+def test_bool_and_int_outputs_round_trip():
+    f = _compile(lambda x: (x > 0, (x * 10).long(), x.argmax()))
+    x = torch.randn(5)
+    with torch.no_grad():
+        m, i, a = f(x)
+    assert torch.equal(m, x > 0) and torch.equal(i, (x * 10).long()) and a.item() == int(np.argmax(x.numpy()))
