@@ -162,6 +162,8 @@ def cmd_compile(args) -> int:
     print(f"compiled {args.model} for {model.backend} in {1000 * (time.perf_counter() - t0):.0f} ms: "
           f"{len(model.graph.nodes)} nodes, inputs ({ins})")
     print(f"wrote {args.output} ({size / 2**20:.1f} MiB)")
+    if args.report:
+        print(model.report())
     return 0
 
 
@@ -198,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", required=True, help="the .ocm file to write")
     comp.add_argument("--backend", default=None, help="target backend (default: $OPENCANN_BACKEND or ref)")
     comp.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
+    comp.add_argument("--report", action="store_true",
+                      help="print the placement report: fusion groups, and nodes that fall back to ref and why")
     comp.set_defaults(func=cmd_compile)
     run = sub.add_parser("run", help="run a model on .npy inputs and summarise its outputs")
     run.add_argument("model", help="an .onnx or .ocm file")

@@ -31,6 +31,17 @@ from .placement import Placement, Step, place
 __all__ = ["CpuExecutor"]
 
 
+def _captured(node) -> list[int]:
+    """Ids of the values a node's bodies read (outer values among them)."""
+    out = []
+    for g in node.subgraphs():
+        for n in g.nodes:
+            out += [id(v) for v in n.inputs if v is not None]
+            out += _captured(n)
+        out += [id(v) for v in g.outputs]
+    return out
+
+
 class CpuExecutor:
     """Executes `graph` with cpu kernels where placed, op references elsewhere."""
 
@@ -40,7 +51,9 @@ class CpuExecutor:
         self.bound = bind_ops(graph, model_name)
         self.placement: Placement = place(graph, self.bound, model_name, fuse)
         self._interp = None
+        self._env = None
         slot: dict[int, int] = {}
+        self._slot = slot
 
         def slot_of(v):
             s = slot.get(id(v))
@@ -54,8 +67,10 @@ class CpuExecutor:
             {id(c) for c in graph.constants}
         plan_steps = []
         for st in self.placement.steps:
-            plan_steps.append(([id(v) for v in st.inputs if v is not None],
-                               [id(v) for v in st.outputs if v is not None]))
+            reads = [id(v) for v in st.inputs if v is not None]
+            for n in st.nodes:  # bodies read outer values by name: they live until the node ran
+                reads += _captured(n)
+            plan_steps.append((reads, [id(v) for v in st.outputs if v is not None]))
         life = lifetimes(plan_steps, keep)
         last_use: dict[int, list[int]] = {}
         for vid, (_, end) in life.items():
@@ -71,7 +86,6 @@ class CpuExecutor:
         self._template = [None] * len(slot)
         for s, c in consts:
             self._template[s] = c
-        self._slot = slot
         self._life = life
 
     # --- ref steps ----------------------------------------------------------------------------

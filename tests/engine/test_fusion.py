@@ -1,0 +1,183 @@
+"""Fusion for the cpu backend: fused schedules compute what the unfused ones and the references do."""
+
+import math
+
+import numpy as np
+import pytest
+
+import opencann
+from opencann import dtypes
+from opencann.engine import Interpreter, bind_ops
+from opencann.engine.executor import CpuExecutor
+from opencann.engine.fused_elementwise import ElementwiseProgram
+from opencann.engine.fusion import find_groups
+from opencann.engine.infer import infer_graph
+from opencann.ir import Graph, TensorType
+
+pytestmark = pytest.mark.skipif(not opencann.backends.get("cpu").is_available(),
+                                reason="no C compiler")
+
+F32 = dtypes.float32
+rng = np.random.default_rng(0)
+
+
+def _typed(g: Graph) -> Graph:
+    infer_graph(g, bind_ops(g, g.name), g.name)
+    return g
+
+
+def _check_all(g: Graph, feeds: dict, rtol=1e-5, atol=1e-5):
+    """Reference, unfused cpu and fused cpu agree; returns the fused executor."""
+    ref = Interpreter(g, g.name).run(feeds)
+    unfused = CpuExecutor(g, g.name, fuse=False).run(feeds)
+    fused_ex = CpuExecutor(g, g.name)
+    fused = fused_ex.run(feeds)
+    for k in ref:
+        np.testing.assert_allclose(unfused[k], ref[k], rtol=rtol, atol=atol)
+        np.testing.assert_allclose(fused[k], ref[k], rtol=rtol, atol=atol)
+        np.testing.assert_allclose(fused[k], unfused[k], rtol=rtol, atol=atol)
+    return fused_ex
+
+
+def _const(g, name, a):
+    return g.add_constant(name, np.asarray(a, np.float32))
+
+
+def _mlp_block(act: str, residual: bool):
+    g = Graph("block", {"": 18})
+    x = g.add_input("x", TensorType(F32, ("batch", 16, 32)))
+    w = _const(g, "w", rng.standard_normal((32, 32)) * 0.2)
+    b = _const(g, "b", rng.standard_normal(32))
+    (y,) = g.add_node("MatMul", [x, w], ["mm"])
+    (y,) = g.add_node("Add", [b, y], ["biased"])  # bias first, as exporters often write it
+    if act == "gelu":
+        (d,) = g.add_node("Div", [y, _const(g, "sqrt2", math.sqrt(2.0))], ["d"])
+        (e,) = g.add_node("Erf", [d], ["e"])
+        (a,) = g.add_node("Add", [e, _const(g, "one", 1.0)], ["a"])
+        (m,) = g.add_node("Mul", [y, a], ["m"])
+        (y,) = g.add_node("Mul", [m, _const(g, "half", 0.5)], ["act"])
+    elif act == "gelu_half_first":
+        (h,) = g.add_node("Mul", [y, _const(g, "half", 0.5)], ["h"])
+        (d,) = g.add_node("Mul", [y, _const(g, "rsqrt2", 1 / math.sqrt(2.0))], ["d"])
+        (e,) = g.add_node("Erf", [d], ["e"])
+        (a,) = g.add_node("Add", [_const(g, "one", 1.0), e], ["a"])
+        (y,) = g.add_node("Mul", [h, a], ["act"])
+    elif act == "relu":
+        (y,) = g.add_node("Relu", [y], ["act"])
+    elif act == "silu":
+        (s,) = g.add_node("Sigmoid", [y], ["s"])
+        (y,) = g.add_node("Mul", [y, s], ["act"])
+    if residual:
+        (y,) = g.add_node("Add", [y, x], ["res"])
+    g.outputs = [y]
+    return _typed(g)
+
+
+@pytest.mark.parametrize("act", [None, "relu", "gelu", "gelu_half_first", "silu"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_gemm_epilogue(act, residual):
+    g = _mlp_block(act, residual)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    assert len(groups) == 1 and groups[0].kind == "gemm"
+    assert len(groups[0].nodes) == len(g.nodes)  # everything fused into the one GEMM launch
+    parts = groups[0].parts
+    assert "bias" in parts
+    if act:
+        assert (act if not act.startswith("gelu") else "gelu") in parts
+    assert ("residual" in parts) == residual
+    _check_all(g, {"x": rng.standard_normal((3, 16, 32)).astype(np.float32)})
+
+
+def test_epilogue_stops_at_shared_value():
+    """A value read outside the chain is not absorbed: the GEMM stops before it."""
+    g = Graph("shared", {"": 18})
+    x = g.add_input("x", TensorType(F32, (8, 16)))
+    w = _const(g, "w", rng.standard_normal((16, 16)))
+    b = _const(g, "b", rng.standard_normal(16))
+    (mm,) = g.add_node("MatMul", [x, w], ["mm"])
+    (y,) = g.add_node("Add", [mm, b], ["y"])
+    (r,) = g.add_node("Relu", [y], ["r"])
+    g.outputs = [r, y]  # y is a graph output: the relu must not fold into the GEMM
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    kinds = sorted((gr.kind, len(gr.nodes)) for gr in groups)
+    assert kinds == [("elementwise", 1), ("gemm", 2)]
+    _check_all(g, {"x": rng.standard_normal((8, 16)).astype(np.float32)})
+
+
+def test_elementwise_chain_with_broadcasting():
+    g = Graph("chain", {"": 18})
+    x = g.add_input("x", TensorType(F32, (4, 1, 6)))
+    y = g.add_input("y", TensorType(F32, (5, 1)))
+    z = g.add_input("z", TensorType(F32, (6,)))
+    (a,) = g.add_node("Add", [x, y], ["a"])          # (4, 5, 6)
+    (b,) = g.add_node("Mul", [a, z], ["b"])
+    (c,) = g.add_node("Tanh", [b], ["c"])
+    (d,) = g.add_node("Sub", [_const(g, "k", 2.0), c], ["d"])
+    (e,) = g.add_node("Pow", [d, _const(g, "p", 3.0)], ["e"])
+    (f,) = g.add_node("Sqrt", [e], ["f"])
+    (h,) = g.add_node("Div", [f, x], ["h"])
+    g.outputs = [h]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    assert [(gr.kind, len(gr.nodes)) for gr in groups] == [("elementwise", 7)]
+    feeds = {"x": rng.uniform(0.5, 2, (4, 1, 6)).astype(np.float32),
+             "y": rng.standard_normal((5, 1)).astype(np.float32),
+             "z": rng.standard_normal(6).astype(np.float32)}
+    _check_all(g, feeds)
+
+
+def test_scalar_constant_of_higher_rank_keeps_output_rank():
+    g = Graph("rank", {"": 18})
+    x = g.add_input("x", TensorType(F32, (3,)))
+    (y,) = g.add_node("Mul", [x, _const(g, "c", [[2.0]])], ["y"])  # (3,) * (1, 1) -> (1, 3)
+    (z,) = g.add_node("Relu", [y], ["z"])
+    g.outputs = [z]
+    _typed(g)
+    ex = _check_all(g, {"x": np.array([-1, 0, 2], np.float32)})
+    assert ex.run({"x": np.array([-1, 0, 2], np.float32)})["z"].shape == (1, 3)
+
+
+def test_conv_relu_fused():
+    g = Graph("conv", {"": 18})
+    x = g.add_input("x", TensorType(F32, (2, 3, 9, 9)))
+    w = _const(g, "w", rng.standard_normal((4, 3, 3, 3)))
+    b = _const(g, "b", rng.standard_normal(4))
+    (c,) = g.add_node("Conv", [x, w, b], ["c"], {"pads": [1, 1, 1, 1], "strides": [2, 2]})
+    (r,) = g.add_node("Relu", [c], ["r"])
+    (p,) = g.add_node("MaxPool", [r], ["p"], {"kernel_shape": [2, 2], "strides": [2, 2]})
+    (q,) = g.add_node("GlobalAveragePool", [p], ["q"])
+    g.outputs = [q]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    assert [(gr.kind, gr.parts) for gr in groups] == [("conv", ["bias", "relu"])]
+    _check_all(g, {"x": rng.standard_normal((2, 3, 9, 9)).astype(np.float32)})
+
+
+def test_attention_block_matches_reference():
+    g = Graph("attn", {"": 18})
+    q = g.add_input("q", TensorType(F32, (1, 2, 8, 4)))
+    k = g.add_input("k", TensorType(F32, (1, 2, 8, 4)))
+    v = g.add_input("v", TensorType(F32, (1, 2, 8, 4)))
+    mask = g.add_input("mask", TensorType(F32, (1, 1, 8, 8)))
+    (kt,) = g.add_node("Transpose", [k], ["kt"], {"perm": [0, 1, 3, 2]})
+    (s,) = g.add_node("MatMul", [q, kt], ["s"])
+    (s2,) = g.add_node("Mul", [s, _const(g, "scale", 0.5)], ["s2"])
+    (s3,) = g.add_node("Add", [s2, mask], ["s3"])
+    (p,) = g.add_node("Softmax", [s3], ["p"], {"axis": -1})
+    (o,) = g.add_node("MatMul", [p, v], ["o"])
+    g.outputs = [o]
+    _typed(g)
+    feeds = {n: rng.standard_normal((1, 2, 8, 4)).astype(np.float32) for n in "qkv"}
+    feeds["mask"] = np.where(rng.random((1, 1, 8, 8)) < 0.3, -1e9, 0.0).astype(np.float32)
+    _check_all(g, feeds)
+
+
+def test_elementwise_program_numerics():
+    prog = (("in", 0), ("c", math.sqrt(2.0)), ("div", 0, 1), ("erf", 2), ("c", 1.0),
+            ("add", 3, 4), ("mul", 0, 5), ("c", 0.5), ("mul", 6, 7))
+    x = rng.standard_normal((7, 33)).astype(np.float32)
+    want = x * 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+    np.testing.assert_allclose(ElementwiseProgram(prog, 1)(x), want, rtol=1e-5, atol=1e-6)
+    empty = ElementwiseProgram(prog, 1)(np.zeros((0, 3), np.float32))
+    assert empty.shape == (0, 3)
