@@ -126,3 +126,29 @@ def test_loop_carried_pointer_tiles():
     np.testing.assert_array_equal(out, x.reshape(3, 4).sum(0))
     with pytest.raises(tile.TileCompileError, match="carry integer offsets"):
         pointer_tile_loop_kernel[(1,)](x, out, 3, BLOCK=4, backend="cpu")
+
+
+@tile.kernel
+def block_ptr_gemm_kernel(a, b, c, M, N, K, BM: tile.constexpr, BN: tile.constexpr,
+                          BK: tile.constexpr):
+    pm, pn = tile.program_id(0), tile.program_id(1)
+    a_blk = tile.make_block_ptr(a, (M, K), (K, 1), (pm * BM, 0), (BM, BK), order=(1, 0))
+    b_blk = tile.make_block_ptr(b, (K, N), (N, 1), (0, pn * BN), (BK, BN), order=(1, 0))
+    acc = tile.zeros((BM, BN), tile.float32)
+    for _ in range(0, K, BK):  # block pointers carried through the loop and advanced
+        acc = tile.dot(tile.load(a_blk, boundary_check=(0, 1)), tile.load(b_blk, boundary_check=(0, 1)), acc)
+        a_blk = tile.advance(a_blk, (0, BK))
+        b_blk = tile.advance(b_blk, (BK, 0))
+    c_blk = tile.make_block_ptr(c, (M, N), (N, 1), (pm * BM, pn * BN), (BM, BN), order=(1, 0))
+    tile.store(c_blk, acc, boundary_check=(0, 1))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_block_pointers(backend):
+    rng = np.random.default_rng(5)
+    M, N, K = 21, 30, 37
+    a = rng.standard_normal((M, K)).astype(np.float32)
+    b = rng.standard_normal((K, N)).astype(np.float32)
+    c = np.zeros((M, N), np.float32)
+    block_ptr_gemm_kernel[(2, 2)](a, b, c, M, N, K, BM=16, BN=16, BK=8, backend=backend)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-4)

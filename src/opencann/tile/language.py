@@ -26,7 +26,8 @@ __all__ = [
     "load", "store", "where", "exp", "log", "sqrt", "rsqrt", "tanh", "erf", "sigmoid", "abs",
     "floor", "ceil", "cos", "sin", "minimum", "maximum", "sum", "max", "min", "argmax", "dot",
     "trans", "reshape", "expand_dims", "broadcast_to", "cast", "cdiv", "static_range", "range",
-    "multiple_of", "is_float_storage", "SUPPORTED_DTYPES", "UNDEFINED", "float32", "float16", "bfloat16", "int32",
+    "multiple_of", "is_float_storage", "make_block_ptr", "advance", "BlockPointer",
+    "SUPPORTED_DTYPES", "UNDEFINED", "float32", "float16", "bfloat16", "int32",
     "int64", "int8", "uint8", "bool_",
 ]
 
@@ -408,11 +409,18 @@ def zeros_like(x: Tile) -> Tile:
     return full(x.shape, 0, x.dtype)
 
 
-def load(pointer, mask=None, other=None, **_) -> Tile:
+def load(pointer, mask=None, other=None, boundary_check=(), padding_option="zero", **_) -> Tile:
     """Elements at `pointer` (a pointer tile); where `mask` is False, `other` (default 0) instead.
 
     An unmasked element outside its tensor is an error (the interpreter raises, naming the line).
+    `pointer` may also be a block pointer (`make_block_ptr`): then `boundary_check` names the dims
+    checked against the tensor's shape, and out-of-bounds elements read 0 (`padding_option="nan"`:
+    NaN).
     """
+    if isinstance(pointer, BlockPointer):
+        pointer, mask = pointer._pointers(boundary_check)
+        if mask is not None:
+            other = float("nan") if padding_option == "nan" else 0
     if not isinstance(pointer, Tile) or not isinstance(pointer.dtype, PtrType):
         raise error(f"load() needs a pointer tile (tensor argument + offsets), got {pointer!r}")
     d = pointer.dtype.elem
@@ -428,8 +436,13 @@ def load(pointer, mask=None, other=None, **_) -> Tile:
     return builder().load(pointer, m, o)
 
 
-def store(pointer, value, mask=None, **_) -> None:
-    """Write `value` (converted to the tensor's dtype) at `pointer` where `mask` is True."""
+def store(pointer, value, mask=None, boundary_check=(), **_) -> None:
+    """Write `value` (converted to the tensor's dtype) at `pointer` where `mask` is True.
+
+    With a block pointer, elements outside the dims named in `boundary_check` are not written.
+    """
+    if isinstance(pointer, BlockPointer):
+        pointer, mask = pointer._pointers(boundary_check)
     if not isinstance(pointer, Tile) or not isinstance(pointer.dtype, PtrType):
         raise error(f"store() needs a pointer tile (tensor argument + offsets), got {pointer!r}")
     v = _lift(value)
@@ -443,6 +456,64 @@ def store(pointer, value, mask=None, **_) -> None:
         if m.dtype is not bool_:
             raise error(f"store mask must be bool, got {m.dtype}")
     builder().store(pointer, v, m)
+
+
+class BlockPointer:
+    """A block of `block_shape` elements at `offsets` of an n-d tensor (`make_block_ptr`).
+
+    Loads and stores through it compute the element pointers and bounds masks; `advance` moves it.
+    It can be carried through a tile loop (its offsets are the loop-carried values).
+    """
+
+    def __init__(self, base, shape, strides, offsets, block_shape, order):
+        self.base, self.shape, self.strides = base, tuple(shape), tuple(strides)
+        self.offsets, self.block_shape, self.order = tuple(offsets), tuple(block_shape), order
+
+    def __repr__(self):
+        return f"BlockPointer(block {list(self.block_shape)})"
+
+    def _replace(self, offsets):
+        return BlockPointer(self.base, self.shape, self.strides, offsets, self.block_shape,
+                            self.order)
+
+    def _pointers(self, boundary_check):
+        nd = len(self.block_shape)
+        ptr, mask = self.base, None
+        for d in builtins.range(nd):
+            idx = self.offsets[d] + arange(0, self.block_shape[d])
+            idx = _view(idx, tuple(self.block_shape[d] if e == d else 1 for e in builtins.range(nd)))
+            ptr = ptr + idx * self.strides[d]
+            if d in tuple(boundary_check):
+                m = (idx >= 0) & (idx < self.shape[d])
+                mask = m if mask is None else mask & m
+        return _expand_to(ptr, self.block_shape, "block pointer"), mask
+
+
+def make_block_ptr(base, shape, strides, offsets, block_shape, order=None) -> BlockPointer:
+    """A block pointer into the tensor at `base` (a tensor argument) of `shape` and `strides`
+    (runtime values), for the block at `offsets` of constexpr `block_shape`."""
+    if not isinstance(base, Tile) or not isinstance(base.dtype, PtrType) or base.shape != ():
+        raise error("make_block_ptr needs a tensor argument as its base")
+    block_shape = _shape_const(block_shape, "block_shape")
+    if not len(shape) == len(strides) == len(offsets) == len(block_shape):
+        raise error("make_block_ptr: shape, strides, offsets and block_shape need one entry per dim")
+    return BlockPointer(base, shape, strides, offsets, block_shape, order)
+
+
+def advance(pointer: BlockPointer, offsets) -> BlockPointer:
+    """The block pointer moved by `offsets` (one per dim)."""
+    if not isinstance(pointer, BlockPointer):
+        raise error("advance() needs a block pointer (make_block_ptr)")
+    if len(offsets) != len(pointer.offsets):
+        raise error(f"advance needs {len(pointer.offsets)} offsets, got {len(offsets)}")
+    return pointer._replace(tuple(o + d for o, d in zip(pointer.offsets, offsets)))
+
+
+def flatten_carried(x):
+    """Loop-carried leaves of a value (a block pointer carries its offsets) and how to rebuild it."""
+    if isinstance(x, BlockPointer):
+        return list(x.offsets), (lambda leaves, x=x: x._replace(tuple(leaves)))
+    return [x], (lambda leaves: leaves[0])
 
 
 def where(condition, x, y) -> Tile:

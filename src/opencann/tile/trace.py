@@ -11,7 +11,8 @@ import itertools
 from .. import dtypes as _dt
 from .errors import error, location
 from .ir import Block, PtrType, Value
-from .language import UNDEFINED, Tile, _check_shapes_equal, _const, _is_py_number, _lift, cast, full
+from .language import (UNDEFINED, Tile, _check_shapes_equal, _const, _is_py_number, _lift, cast,
+                       flatten_carried, full)
 
 __all__ = ["TraceBuilder"]
 
@@ -51,6 +52,37 @@ class TraceBuilder:
         return cast(x, _dt.int64)
 
     def for_loop(self, lo, hi, step, body, names, inits, line):
+        # block pointers (and any other structured value) travel as their leaves
+        structure, flat_names, flat_inits = [], [], []
+        for name, init in zip(names, inits):
+            leaves, rebuild = flatten_carried(init)
+            structure.append((len(leaves), rebuild, init))
+            flat_names += [name] if len(leaves) == 1 and leaves[0] is init else [
+                f"{name}.offsets[{i}]" for i in range(len(leaves))]
+            flat_inits += leaves
+
+        def flat_body(iv, leaves):
+            args, k = [], 0
+            for n, rebuild, _ in structure:
+                args.append(rebuild(list(leaves[k:k + n])))
+                k += n
+            outs = []
+            for (n, _, init), out in zip(structure, body(iv, tuple(args))):
+                got = flatten_carried(out)[0]
+                if len(got) != n or type(out) is not type(init) and n > 1:
+                    raise error("a loop-carried block pointer must stay a block pointer of the "
+                                "same rank")
+                outs += got
+            return outs
+
+        flat_out = self._for_loop(lo, hi, step, flat_body, flat_names, flat_inits)
+        results, k = [], 0
+        for n, rebuild, _ in structure:
+            results.append(rebuild(list(flat_out[k:k + n])))
+            k += n
+        return tuple(results)
+
+    def _for_loop(self, lo, hi, step, body, names, inits):
         lo, hi, step = self._bound(lo, "start"), self._bound(hi, "stop"), self._bound(step, "step")
         inits = list(inits)
         for _attempt in range(4):
