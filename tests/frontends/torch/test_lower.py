@@ -220,3 +220,22 @@ def test_index_put():
         return torch.index_put(x, (i, j), v, accumulate=True), a, b, c
 
     check(fn, x, v)
+
+
+@pytest.mark.parametrize("groups,stride,padding,dilation", [(1, 1, 1, 1), (1, 2, 3, 1), (2, 2, 1, 2)])
+def test_convolution_gradients(groups, stride, padding, dilation):
+    torch.manual_seed(5)
+    x = torch.randn(2, 4, 11, 9)
+    w = torch.randn(6, 4 // groups, 3, 3)
+    b = torch.randn(6)
+    check(lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation, groups), x, w, b, grad=True, tol=1e-5)
+
+
+def test_conv1d_gradients():
+    torch.manual_seed(6)
+    check(lambda x, w: F.conv1d(x, w, stride=2, padding=2), torch.randn(3, 2, 17), torch.randn(5, 2, 4), grad=True)
+
+
+def test_max_pool_gradient():
+    torch.manual_seed(7)
+    check(lambda x: F.max_pool2d(x, 3, 2, 1), torch.randn(2, 3, 9, 8), grad=True)

@@ -1480,3 +1480,58 @@ def _select_scatter(L, n, a, src, dim, index):
     first = _start_of(L, a, dim, index)
     idx = L.emit("Expand", [first, L.emit("Shape", [srcv])])
     return L.emit("ScatterElements", [L.tensor(a), idx, srcv], {"axis": dim}, hint="select_scatter")
+
+
+# -- convolution gradients ---------------------------------------------------------------------------
+def _conv_backward_ok(n):
+    g, x, w = (meta_of(a) for a in n.args[:3])
+    static = all(isinstance(ir_dim(d), int) for t in (g, x, w) for d in t.shape[1:])
+    return static and not n.args[7] and x.dim() in (3, 4, 5) and int(n.args[9]) <= 8
+
+
+@lowers(aten.convolution_backward.default, when=_conv_backward_ok)
+def _convolution_backward(L, n, grad, x, w, bias_sizes, stride, padding, dilation, transposed,
+                          output_padding, groups, output_mask):
+    k = L.rank(x) - 2
+    stride, padding, dilation = (list(v) * (k if len(v) == 1 else 1) for v in (stride, padding, dilation))
+    dt = _out_dtype(n) if n.meta["val"][0] is not None else L.dtype(x)
+    in_sp = [int(d) for d in L.shape(x)[2:]]
+    out_sp = [int(d) for d in L.shape(grad)[2:]]
+    kernel = [int(d) for d in L.shape(w)[2:]]
+    gv, xv, wv = L.tensor(grad, dt), L.tensor(x, dt), L.tensor(w, dt)
+    results = [None, None, None]
+    if output_mask[0]:  # the input gradient: the transposed convolution of the output gradient
+        base = [(o - 1) * s - 2 * p + d * (kk - 1) + 1
+                for o, s, p, d, kk in zip(out_sp, stride, padding, dilation, kernel)]
+        results[0] = L.emit("ConvTranspose", [gv, wv], {
+            "strides": stride, "pads": padding + padding, "dilations": dilation, "group": int(groups),
+            "kernel_shape": kernel, "output_padding": [i - b for i, b in zip(in_sp, base)]}, hint="grad_input")
+    if output_mask[1]:  # the weight gradient: input and output gradient correlated over the batch
+        perm = [1, 0] + list(range(2, k + 2))
+        co, ci = int(L.shape(w)[0]), int(L.shape(x)[1])
+        xs = [xv] if groups == 1 else L.emit("Split", [xv, L.ints([ci // groups] * groups)], {"axis": 1}, n_out=groups)
+        gs = [gv] if groups == 1 else L.emit("Split", [gv, L.ints([co // groups] * groups)], {"axis": 1}, n_out=groups)
+        parts = []
+        for xg, gg in zip(xs, gs):
+            c = L.emit("Conv", [L.emit("Transpose", [xg], {"perm": perm}), L.emit("Transpose", [gg], {"perm": perm})],
+                       {"strides": dilation, "dilations": stride, "pads": padding + padding, "group": 1,
+                        "kernel_shape": out_sp})
+            c = L.emit("Slice", [c, L.ints([0] * k), L.ints(kernel), L.const(np.arange(2, k + 2, dtype=np.int64))])
+            parts.append(L.emit("Transpose", [c], {"perm": perm}))
+        results[1] = parts[0] if len(parts) == 1 else L.emit("Concat", parts, {"axis": 0})
+    if output_mask[2]:
+        results[2] = L.emit("ReduceSum", [gv, L.const(np.array([0] + list(range(2, k + 2)), np.int64))],
+                            {"keepdims": 0}, hint="grad_bias")
+    return results
+
+
+@lowers(aten.max_pool2d_with_indices_backward.default, when=lambda n: meta_of(n.args[1]).dim() == 4)
+def _max_pool_backward(L, n, grad, x, kernel, stride, padding, dilation, ceil_mode, indices):
+    # each output gradient goes to the input element its window picked (indices within each plane)
+    dt = _out_dtype(n)
+    flat = L.ints([0, 0, -1])
+    zeros = L.emit("Reshape", [L.emit("Expand", [L.tensor(0, dt), L.shape_of(x)]), flat])
+    idx = L.emit("Reshape", [L.tensor(indices), flat])
+    g = L.emit("Reshape", [L.tensor(grad, dt), flat])
+    out = L.emit("ScatterElements", [zeros, idx, g], {"axis": 2, "reduction": "add"})
+    return L.emit("Reshape", [out, L.shape_of(x)], hint="grad_maxpool")
