@@ -7,8 +7,9 @@
 - Elementwise chains: a node whose output feeds exactly one elementwise node joins it, up to
   `MAX_INPUTS` distinct tensor inputs; the chain runs as one generated kernel
   (`fused_elementwise.ElementwiseProgram`).
-- Attention: MatMul(Q, Kᵀ) -> scale -> Softmax -> MatMul(·, V) with no mask runs as the library's
-  attention kernel.
+- Attention: MatMul(Q, Kᵀ) -> scale -> mask add -> Softmax -> MatMul(·, V) runs as the library's
+  attention kernel when the additive mask is a key-padding mask (checked per run, once per mask
+  array); other masks run the same group as batched GEMMs and a softmax.
 
 Groups only absorb values nobody else reads, so a fused graph computes what the unfused one does.
 
@@ -125,6 +126,59 @@ def elementwise_program(nodes: list[Node], fixed: dict[int, int] | None = None):
 def _ew_call(program, n_inputs, name):
     k = ElementwiseProgram(program, n_inputs, name)
     return lambda *xs: (k(*xs),)
+
+
+def _padding_mask(mask: np.ndarray, b: int, skv: int):
+    """A key-padding mask (B, Skv) bool equivalent to additive `mask` (B or 1, 1, Sq, Skv), or None
+    when the mask is not of that kind: it differs between queries, holds values other than 0 and
+    large negatives, or hides every key of some batch (the kernel would give zeros there, softmax
+    a uniform average)."""
+    if mask.shape[-1] != skv:
+        return None
+    first = mask[:, :, :1, :]
+    if not (mask == first).all():
+        return None
+    keep = first == 0
+    if not (keep | (first <= -1e4)).all():
+        return None
+    keep = np.broadcast_to(keep.reshape(mask.shape[0], skv), (b, skv))
+    if not keep.any(axis=1).all():
+        return None
+    return np.ascontiguousarray(keep)
+
+
+def _attention_call(scale: float, has_mask: bool):
+    from ..ops.math.kernels.gemm import batched_gemm
+    from ..ops.nn.kernels.softmax import softmax
+    from ..ops.transformer.kernels.attention import attention
+
+    seen: list = [None, None]  # the last mask array and its padding form (layers share one mask)
+
+    def unfused(q, k, v, mask):
+        b, h, sq, d = q.shape
+        s = batched_gemm(q.reshape(-1, sq, d), np.ascontiguousarray(k.swapaxes(-1, -2)).reshape(-1, d, k.shape[2]))
+        s = s.reshape(b, h, sq, -1) * np.float32(scale)
+        if mask is not None:
+            s = s + mask
+        p = softmax(s.astype(np.float32, copy=False))
+        return batched_gemm(p.reshape(-1, sq, p.shape[-1]), v.reshape(-1, *v.shape[-2:])).reshape(b, h, sq, d)
+
+    def fn(q, kt, v, mask=None):
+        k = kt.swapaxes(-1, -2)
+        b, h, sq, d = q.shape
+        if q.shape[:2] != k.shape[:2] or k.shape != v.shape:
+            return (unfused(q, k, v, mask),)
+        kpm = None
+        if mask is not None:
+            if seen[0] is mask:
+                kpm = seen[1]
+            else:
+                kpm = _padding_mask(mask, b, k.shape[2]) if mask.shape[0] in (1, b) else None
+                seen[0], seen[1] = mask, kpm
+            if kpm is None:
+                return (unfused(q, k, v, mask),)
+        return (attention(q, k, v, key_padding_mask=kpm, scale=scale),)
+    return fn
 
 
 def _consumers(graph: Graph) -> dict[int, list[Node]]:
@@ -267,6 +321,51 @@ class _Fuser:
         return FusionGroup("conv", nodes, Lowered(lower_cpu.conv_call(plan, activation),
                                                   [n.inputs[0]], "conv2d"), cur, parts)
 
+    # --- attention ----------------------------------------------------------------------------
+    def attention_group(self, n: Node) -> FusionGroup | None:
+        """MatMul(Q, Kᵀ) [-> Mul/Div by a scalar] [-> Add(mask)] -> Softmax(last) -> MatMul(·, V)
+        over (B, H, S, D) float32 values, as one attention kernel launch."""
+        q, kt = n.inputs
+        if not (is_f32(q) and is_f32(kt) and _rank(q) == 4 and _rank(kt) == 4):
+            return None
+        d = q.type.shape[-1]
+        if not isinstance(d, int) or d > 256 or d & (d - 1) or kt.type.shape[-2] != d:
+            return None
+        nodes, cur, scale, mask = [n], n.outputs[0], 1.0, None
+        nxt = self.sole(cur)
+        if nxt is not None and nxt.op in ("Mul", "Div") and is_elementwise(nxt) and nxt.inputs[0] is cur:
+            c = _scalar_const(nxt.inputs[1], 4)
+            if c is not None and c != 0.0:
+                scale = c if nxt.op == "Mul" else 1.0 / c
+                nodes.append(nxt)
+                cur = nxt.outputs[0]
+                nxt = self.sole(cur)
+        if nxt is not None and nxt.op == "Add" and is_elementwise(nxt):
+            other = [v for v in nxt.inputs if v is not cur]
+            if len(other) == 1 and _rank(other[0]) == 4 and \
+                    other[0].type.shape[1] == 1 and other[0].type.shape[:1] in (q.type.shape[:1], (1,)):
+                mask = other[0]
+                nodes.append(nxt)
+                cur = nxt.outputs[0]
+                nxt = self.sole(cur)
+        if nxt is None or nxt.op != "Softmax" or not is_f32(nxt.outputs[0]):
+            return None
+        if int(self.bound[id(nxt)][1].get("axis", -1)) not in (-1, 3):
+            return None
+        nodes.append(nxt)
+        cur = nxt.outputs[0]
+        nxt = self.sole(cur)
+        if nxt is None or nxt.op != "MatMul" or nxt.inputs[0] is not cur:
+            return None
+        v = nxt.inputs[1]
+        if not is_f32(v) or _rank(v) != 4 or v.type.shape[-1] != d:
+            return None
+        nodes.append(nxt)
+        ins = [q, kt, v] + ([mask] if mask is not None else [])
+        return FusionGroup("attention", nodes, Lowered(_attention_call(scale, mask is not None), ins,
+                                                       "attention"), nxt.outputs[0],
+                           (["scale"] if scale != 1.0 else []) + (["mask"] if mask is not None else []))
+
     # --- elementwise chains -----------------------------------------------------------------
     def elementwise_group(self, n: Node) -> FusionGroup:
         nodes = [n]
@@ -300,7 +399,9 @@ def find_groups(graph: Graph, bound: dict, fuse: bool = True
     for n in graph.nodes:  # anchors first, so their epilogues are not taken by chains
         if id(n) in f.taken or n.domain not in ("", "ai.onnx"):
             continue
-        if n.op in ("MatMul", "Gemm"):
+        if n.op == "MatMul" and fuse and (g := f.attention_group(n)) is not None:
+            pass
+        elif n.op in ("MatMul", "Gemm"):
             g = f.gemm_group(n)
         elif n.op == "Conv":
             g = f.conv_group(n)
