@@ -39,6 +39,7 @@ _CUN = {"exp": "oc_exp", "log": "oc_log", "sqrt": "sqrtf", "tanh": "oc_tanh", "e
 
 
 def entry_name(k: KernelIR) -> str:
+    """Name of the C function that runs kernel `k` over a grid."""
     return f"oc_{k.name}"
 
 
@@ -54,6 +55,7 @@ def _is0(a):
 
 
 def s_add(a, b):
+    """a + b, folded when both are known."""
     if isinstance(a, int) and isinstance(b, int):
         return a + b
     if _is0(a):
@@ -64,14 +66,17 @@ def s_add(a, b):
 
 
 def s_neg(a):
+    """-a, folded when known."""
     return -a if isinstance(a, int) else f"(-{a})"
 
 
 def s_sub(a, b):
+    """a - b, folded when both are known."""
     return s_add(a, s_neg(b))
 
 
 def s_mul(a, b):
+    """a * b, folded when both are known (0 and 1 simplify)."""
     if isinstance(a, int) and isinstance(b, int):
         return a * b
     if _is0(a) or _is0(b):

@@ -65,4 +65,5 @@ def error(msg: str, cls=TileCompileError) -> TileError:
 
 
 def format_exception(e: BaseException) -> str:
+    """`Type: message` of an exception, on one line."""
     return "".join(traceback.format_exception_only(type(e), e)).strip()

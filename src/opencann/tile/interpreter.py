@@ -176,6 +176,7 @@ def run_program(fn, pid, grid, kwargs):
 
 
 def grid_points(grid):
+    """Every (x, y, z) of a 3-d grid, x fastest."""
     g0, g1, g2 = grid
     for z, y, x in itertools.product(range(g2), range(g1), range(g0)):
         yield (x, y, z)

@@ -141,6 +141,7 @@ def _format_block(block: Block, indent: str, out: list) -> None:
 
 
 def format_kernel(k: KernelIR) -> str:
+    """The text form of a kernel's IR."""
     params = ", ".join(f"{p.arg}: {p.type_str()}" for p in k.params)
     meta = ", ".join(f"{n}={v!r}" for n, v in k.constexprs.items())
     out = [f"kernel {k.name}({params})" + (f"  [{meta}]" if meta else "")]

@@ -78,6 +78,7 @@ CONTEXT = _Context()
 
 
 def builder():
+    """The builder of the current context (tracer or interpreter)."""
     b = CONTEXT.builder
     if b is None:
         raise TileError("tile language functions run only inside a @tile.kernel being launched, "
@@ -406,6 +407,7 @@ def zeros(shape, dtype=float32) -> Tile:
 
 
 def zeros_like(x: Tile) -> Tile:
+    """A tile of zeros with x's shape and dtype."""
     return full(x.shape, 0, x.dtype)
 
 
@@ -534,25 +536,74 @@ def where(condition, x, y) -> Tile:
     return _emit("where", (c, x, y), d, shape)
 
 
-def exp(x): return _unary("exp", x)
-def log(x): return _unary("log", x)
-def sqrt(x): return _unary("sqrt", x)
-def rsqrt(x): return _unary("rsqrt", x)
-def tanh(x): return _unary("tanh", x)
-def erf(x): return _unary("erf", x)
-def sigmoid(x): return _unary("sigmoid", x)
-def floor(x): return _unary("floor", x)
-def ceil(x): return _unary("ceil", x)
-def cos(x): return _unary("cos", x)
-def sin(x): return _unary("sin", x)
+def exp(x):
+    """e ** x (float32)."""
+    return _unary("exp", x)
+
+
+def log(x):
+    """Natural logarithm (float32)."""
+    return _unary("log", x)
+
+
+def sqrt(x):
+    """Square root (float32)."""
+    return _unary("sqrt", x)
+
+
+def rsqrt(x):
+    """1 / sqrt(x) (float32)."""
+    return _unary("rsqrt", x)
+
+
+def tanh(x):
+    """Hyperbolic tangent (float32)."""
+    return _unary("tanh", x)
+
+
+def erf(x):
+    """The error function (float32)."""
+    return _unary("erf", x)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)) (float32)."""
+    return _unary("sigmoid", x)
+
+
+def floor(x):
+    """Largest integer <= x, as float32."""
+    return _unary("floor", x)
+
+
+def ceil(x):
+    """Smallest integer >= x, as float32."""
+    return _unary("ceil", x)
+
+
+def cos(x):
+    """Cosine (float32)."""
+    return _unary("cos", x)
+
+
+def sin(x):
+    """Sine (float32)."""
+    return _unary("sin", x)
 
 
 def abs(x):  # noqa: A001 - the language's name
+    """|x|."""
     return _unary("abs", x)
 
 
-def minimum(x, y): return _binary("min", x, y)
-def maximum(x, y): return _binary("max", x, y)
+def minimum(x, y):
+    """Elementwise minimum, broadcasting."""
+    return _binary("min", x, y)
+
+
+def maximum(x, y):
+    """Elementwise maximum, broadcasting."""
+    return _binary("max", x, y)
 
 
 def _reduce(kind, x, axis, keep_dims):
@@ -585,10 +636,12 @@ def sum(x, axis=None, keep_dims=False):  # noqa: A001
 
 
 def max(x, axis=None, keep_dims=False):  # noqa: A001
+    """Maximum along `axis` (all axes if None)."""
     return _reduce("max", x, axis, keep_dims)
 
 
 def min(x, axis=None, keep_dims=False):  # noqa: A001
+    """Minimum along `axis` (all axes if None)."""
     return _reduce("min", x, axis, keep_dims)
 
 
@@ -630,6 +683,7 @@ def trans(x, *dims) -> Tile:
 
 
 def reshape(x, shape) -> Tile:
+    """x with constexpr `shape` (same number of elements, row-major order)."""
     shape = _shape_const(shape)
     x = _lift(x)
     if int(np.prod(shape, dtype=np.int64)) != x.numel:
@@ -638,12 +692,14 @@ def reshape(x, shape) -> Tile:
 
 
 def expand_dims(x, axis) -> Tile:
+    """x with a unit dim inserted at `axis`."""
     x = _lift(x)
     axis = _int_const(axis, "axis") % (x.ndim + 1)
     return _view(x, x.shape[:axis] + (1,) + x.shape[axis:])
 
 
 def broadcast_to(x, shape) -> Tile:
+    """x broadcast to constexpr `shape`."""
     return _expand_to(_lift(x), _shape_const(shape), "tile")
 
 

@@ -24,6 +24,7 @@ def uses(block: Block, out=None) -> dict:
 
 
 def has_side_effects(block: Block) -> bool:
+    """Whether `block` (or a loop inside it) stores to memory."""
     return any(v.op == "store" or (v.op == "for" and has_side_effects(v.arg)) for v in block.values)
 
 

@@ -51,6 +51,7 @@ def find_compiler() -> str | None:
 
 
 def default_flags() -> list:
+    """The compiler flags: the built-in ones plus `OPENCANN_CFLAGS`."""
     extra = os.environ.get("OPENCANN_CFLAGS", "").split()
     return _FLAGS + extra
 
@@ -133,6 +134,7 @@ def host_isa() -> str:
 
 
 def simd_flags() -> set:
+    """The host's SIMD feature flags (avx2, fma, avx512f, ...)."""
     return set(host_isa().rsplit("|", 1)[-1].split(","))
 
 

@@ -23,6 +23,7 @@ BLOCK = 2048
 
 
 def apply_binary(x, y, op):
+    """`op(x, y)` on tiles (called inside kernels)."""
     return _BIN[op](x, y)
 
 
@@ -32,6 +33,7 @@ _BIN = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y
 
 
 def apply_unary(x, op):
+    """`op(x)` on a tile (called inside kernels)."""
     if op == "relu":
         return tile.maximum(x, 0)
     if op == "gelu":
@@ -46,6 +48,7 @@ def apply_unary(x, op):
 @tile.kernel(do_not_specialize=("D1", "C"))
 def binary_kernel(a, b, out, D1, C, sa0, sa1, sa2, sb0, sb1, sb2, OP: tile.constexpr,
                   BLOCK: tile.constexpr):
+    """A BLOCK-wide run of row r of the (up to 3-d) broadcast output."""
     r = tile.program_id(1)
     r0 = r // D1
     r1 = r % D1
@@ -58,6 +61,7 @@ def binary_kernel(a, b, out, D1, C, sa0, sa1, sa2, sb0, sb1, sb2, OP: tile.const
 
 @tile.kernel(do_not_specialize=("n",))
 def unary_kernel(x, out, n, OP: tile.constexpr, BLOCK: tile.constexpr):
+    """BLOCK elements of op(x)."""
     offs = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
     m = offs < n
     tile.store(out + offs, apply_unary(tile.load(x + offs, mask=m), OP), mask=m)
@@ -65,6 +69,7 @@ def unary_kernel(x, out, n, OP: tile.constexpr, BLOCK: tile.constexpr):
 
 @tile.kernel(do_not_specialize=("n",))
 def triad_kernel(b, c, out, s, n, BLOCK: tile.constexpr):
+    """BLOCK elements of b + s * c."""
     offs = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
     m = offs < n
     tile.store(out + offs, tile.load(b + offs, mask=m) + s * tile.load(c + offs, mask=m), mask=m)
@@ -130,26 +135,32 @@ def binary(a, b, op="add", backend="cpu"):
 
 
 def add(a, b, backend="cpu"):
+    """a + b, broadcasting."""
     return binary(a, b, "add", backend)
 
 
 def sub(a, b, backend="cpu"):
+    """a - b, broadcasting."""
     return binary(a, b, "sub", backend)
 
 
 def mul(a, b, backend="cpu"):
+    """a * b, broadcasting."""
     return binary(a, b, "mul", backend)
 
 
 def div(a, b, backend="cpu"):
+    """a / b, broadcasting."""
     return binary(a, b, "div", backend)
 
 
 def maximum(a, b, backend="cpu"):
+    """Elementwise max, broadcasting."""
     return binary(a, b, "max", backend)
 
 
 def minimum(a, b, backend="cpu"):
+    """Elementwise min, broadcasting."""
     return binary(a, b, "min", backend)
 
 

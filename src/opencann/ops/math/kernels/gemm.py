@@ -21,6 +21,7 @@ def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, 
                 batch_b, batch_c, batch_r,
                 BM: tile.constexpr, BN: tile.constexpr, BK: tile.constexpr,
                 HAS_BIAS: tile.constexpr, ACT: tile.constexpr, HAS_RES: tile.constexpr):
+    """One BM x BN block of act(a @ b + bias) + res for batch entry program_id(2)."""
     pid_m = tile.program_id(0)
     pid_n = tile.program_id(1)
     z = tile.program_id(2)

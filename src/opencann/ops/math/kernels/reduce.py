@@ -25,6 +25,7 @@ def _init(kind):
 @tile.kernel
 def reduce_rows_kernel(x, out, R, N, KIND: tile.constexpr, ROWS: tile.constexpr,
                        BLOCK: tile.constexpr):
+    """ROWS rows reduced along their (contiguous) length."""
     rows = tile.program_id(0) * ROWS + tile.arange(0, ROWS)
     cols = tile.arange(0, BLOCK)
     fill = 0.0 if KIND == "sum" or KIND == "mean" else (
@@ -61,6 +62,7 @@ def reduce_rows_kernel(x, out, R, N, KIND: tile.constexpr, ROWS: tile.constexpr,
 
 @tile.kernel
 def reduce_cols_kernel(x, out, N, I, KIND: tile.constexpr, BLOCK: tile.constexpr):
+    """BLOCK columns of one outer index reduced down the middle axis."""
     o = tile.program_id(1)
     cols = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
     m = cols < I

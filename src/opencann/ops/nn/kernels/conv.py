@@ -18,6 +18,7 @@ __all__ = ["im2col_kernel", "im2col", "conv2d"]
 @tile.kernel
 def im2col_kernel(x, cols, C, H, W, OH, OW, SH, SW, PH, PW, DH, DW, c0, K,
                   KH: tile.constexpr, KW: tile.constexpr, BLOCK: tile.constexpr):
+    """Row r = (c, kh, kw) of image `img`'s tap matrix, BLOCK output pixels at a time."""
     r = tile.program_id(1)  # row of the tap matrix: (c, kh, kw)
     img = tile.program_id(2)
     c = r // (KH * KW)

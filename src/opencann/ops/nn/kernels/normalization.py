@@ -20,6 +20,7 @@ MAX_BLOCK = 8192
 @tile.kernel
 def layer_norm_kernel(x, w, b, out, R, N, eps, HAS_W: tile.constexpr, HAS_B: tile.constexpr,
                       ROWS: tile.constexpr, BLOCK: tile.constexpr):
+    """ROWS rows normalized in one tile."""
     rows = tile.program_id(0) * ROWS + tile.arange(0, ROWS)
     cols = tile.arange(0, BLOCK)
     m = (rows[:, None] < R) & (cols[None, :] < N)
@@ -39,6 +40,7 @@ def layer_norm_kernel(x, w, b, out, R, N, eps, HAS_W: tile.constexpr, HAS_B: til
 @tile.kernel
 def rms_norm_kernel(x, w, out, R, N, eps, HAS_W: tile.constexpr, ROWS: tile.constexpr,
                     BLOCK: tile.constexpr):
+    """ROWS rows RMS-normalized in one tile."""
     rows = tile.program_id(0) * ROWS + tile.arange(0, ROWS)
     cols = tile.arange(0, BLOCK)
     m = (rows[:, None] < R) & (cols[None, :] < N)
@@ -53,6 +55,7 @@ def rms_norm_kernel(x, w, out, R, N, eps, HAS_W: tile.constexpr, ROWS: tile.cons
 @tile.kernel
 def norm_looped_kernel(x, w, b, out, N, eps, RMS: tile.constexpr, HAS_W: tile.constexpr,
                        HAS_B: tile.constexpr, BLOCK: tile.constexpr):
+    """One long row: statistics in one sweep, normalization in a second."""
     row = tile.program_id(0)
     cols = tile.arange(0, BLOCK)
     s1 = tile.zeros((BLOCK,), tile.float32)

@@ -17,6 +17,7 @@ __all__ = ["pool2d_kernel", "max_pool2d", "avg_pool2d"]
 def pool2d_kernel(x, out, H, W, OH, OW, SH, SW, PH, PW, DH, DW,
                   KH: tile.constexpr, KW: tile.constexpr, MAX: tile.constexpr,
                   COUNT_PAD: tile.constexpr, BLOCK: tile.constexpr):
+    """One BLOCK of output pixels of one (n, c) plane: max or average over the window."""
     nc = tile.program_id(1)
     p = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
     valid = p < OH * OW

@@ -18,6 +18,7 @@ MAX_BLOCK = 8192
 
 @tile.kernel
 def softmax_kernel(x, out, R, N, LOG: tile.constexpr, ROWS: tile.constexpr, BLOCK: tile.constexpr):
+    """ROWS rows of up to BLOCK elements in one tile."""
     rows = tile.program_id(0) * ROWS + tile.arange(0, ROWS)
     cols = tile.arange(0, BLOCK)
     m = (rows[:, None] < R) & (cols[None, :] < N)
@@ -36,6 +37,7 @@ def softmax_kernel(x, out, R, N, LOG: tile.constexpr, ROWS: tile.constexpr, BLOC
 
 @tile.kernel
 def softmax_looped_kernel(x, out, N, LOG: tile.constexpr, BLOCK: tile.constexpr):
+    """One long row: online max and sum in one sweep, the output in a second."""
     row = tile.program_id(0)
     cols = tile.arange(0, BLOCK)
     mx = tile.full((BLOCK,), float("-inf"), tile.float32)

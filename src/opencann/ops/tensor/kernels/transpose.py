@@ -11,6 +11,7 @@ __all__ = ["transpose_kernel", "transpose"]
 
 @tile.kernel
 def transpose_kernel(x, out, M, N, BM: tile.constexpr, BN: tile.constexpr):
+    """One BM x BN block of batch entry program_id(2), written transposed."""
     rm = tile.program_id(0) * BM + tile.arange(0, BM)
     rn = tile.program_id(1) * BN + tile.arange(0, BN)
     z = tile.program_id(2)

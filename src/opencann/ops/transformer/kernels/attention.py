@@ -24,6 +24,7 @@ def attention_kernel(q, k, v, out, lens, kmask, Sq, Skv, H, scale,
                      sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos,
                      D: tile.constexpr, BM: tile.constexpr, BN: tile.constexpr,
                      CAUSAL: tile.constexpr, HAS_MASK: tile.constexpr):
+    """BM query rows of one (batch, head), keys swept BN at a time."""
     pid_m = tile.program_id(0)
     bh = tile.program_id(1)
     b = bh // H
