@@ -152,3 +152,32 @@ def test_block_pointers(backend):
     c = np.zeros((M, N), np.float32)
     block_ptr_gemm_kernel[(2, 2)](a, b, c, M, N, K, BM=16, BN=16, BK=8, backend=backend)
     np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-4)
+
+
+@tile.kernel
+def scalar_carry_kernel(x, out, n, step, BLOCK: tile.constexpr):
+    best = float("-inf")              # a Python float promoted to a loop-carried scalar
+    total = tile.zeros((BLOCK,), tile.float32)
+    cols = tile.arange(0, BLOCK)
+    start = tile.where(step > 0, 0, n - 1)
+    stop = tile.where(step > 0, n, -1)
+    for i in range(start, stop, step):  # runtime bounds and a runtime (possibly negative) step
+        v = tile.load(x + i * BLOCK + cols)
+        best = tile.maximum(best, tile.max(v, axis=0))
+        total = total * 0.5 + v
+    tile.store(out + cols, total)
+    tile.store(out + BLOCK, best)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n,step", [(3, 1), (4, -1), (0, 1), (5, 2)])
+def test_scalar_carry_and_steps(backend, n, step):
+    x = np.random.default_rng(6).standard_normal((max(n, 1), 8)).astype(np.float32)
+    out = np.zeros(9, np.float32)
+    scalar_carry_kernel[(1,)](x, out, n, step, BLOCK=8, backend=backend)
+    order = list(range(0, n, step)) if step > 0 else list(range(n - 1, -1, step))
+    total = np.zeros(8, np.float32)
+    for i in order:
+        total = total * np.float32(0.5) + x[i]
+    np.testing.assert_allclose(out[:8], total, rtol=1e-6)
+    assert out[8] == (max(x[i].max() for i in order) if order else -np.inf)
