@@ -180,6 +180,18 @@ static void oc_pack_b(int K, int N, const float *B, float *Bp, int NR) {
   }
 }
 
+/* the same panels from B stored transposed, Bt[N][K] (`dot(a, trans(b))`) */
+static void oc_pack_bt(int K, int N, const float *Bt, float *Bp, int NR) {
+  for (int j0 = 0; j0 < N; j0 += NR) {
+    int nr = OC_MIN(NR, N - j0);
+    for (int k = 0; k < K; k++) {
+      for (int j = 0; j < nr; j++) Bp[j] = Bt[(size_t)(j0 + j) * K + k];
+      for (int j = nr; j < NR; j++) Bp[j] = 0.0f;
+      Bp += NR;
+    }
+  }
+}
+
 static void oc_micro_add(const float *t, int tn, float *C, int ldc, int mr, int nr) {
   for (int r = 0; r < mr; r++)
     for (int j = 0; j < nr; j++) C[(size_t)r * ldc + j] += t[r * tn + j];
@@ -275,13 +287,17 @@ static void oc_micro_generic(int K, const float *a, int lda, const float *b, flo
 /* floats of scratch that oc_dot_f32 needs for its packed panels */
 #define OC_DOT_SCRATCH(M, N, K) ((size_t)((M) + 8) * (K) + (size_t)((N) + 32) * (K) + 64)
 
-static void oc_dot_f32(int M, int N, int K, const float *A, const float *B, float *C, float *pack) {
+static void oc_dot_f32_bt(int M, int N, int K, const float *A, const float *B, int b_trans,
+                          float *C, float *pack) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   int lvl = oc_isa_level();
   int MR = lvl ? 6 : 4, NR = lvl == 2 ? 32 : (lvl == 1 ? 16 : 8);
   /* B is packed into NR-wide panels (kept in L1 across the row loop); A is read in place */
   float *Bp = pack;
-  oc_pack_b(K, N, B, Bp, NR);
+  if (b_trans)
+    oc_pack_bt(K, N, B, Bp, NR);
+  else
+    oc_pack_b(K, N, B, Bp, NR);
   for (int j0 = 0; j0 < N; j0 += NR) {
     const float *bp = Bp + (size_t)(j0 / NR) * NR * K;
     for (int i0 = 0; i0 < M; i0 += MR) {
@@ -295,5 +311,9 @@ static void oc_dot_f32(int M, int N, int K, const float *A, const float *B, floa
       oc_micro_generic(K, ap, K, bp, c, N, mr, nr);
     }
   }
+}
+
+static void oc_dot_f32(int M, int N, int K, const float *A, const float *B, float *C, float *pack) {
+  oc_dot_f32_bt(M, N, K, A, B, 0, C, pack);
 }
 """

@@ -770,7 +770,9 @@ class _Gen:
         a, b = v.srcs[:2]
         acc = v.srcs[2] if len(v.srcs) > 2 else None
         (M, N), K = v.shape, a.shape[1]
-        ab, bb = self.as_buffer(a), self.as_buffer(b)
+        ab = self.as_buffer(a)
+        b_trans = b.op == "trans" and self.kind[b.srcs[0].id] == "buf"
+        bb = self.name[b.srcs[0].id] if b_trans else self.as_buffer(b)  # pack straight from b^T
         if acc is not None and self.single_use_here(acc, v):
             name = self.name[acc.id]
             self.name[v.id] = name
@@ -782,7 +784,7 @@ class _Gen:
                 self.loops(v.shape, lambda idx: self.line(
                     f"{name}[{self.flat(v.shape, idx)}] = {self.elem(acc, idx)};"))
         pack = self.alloc("float", (M + 8) * K + (N + 32) * K + 64, self.tmp("pack"))
-        self.line(f"oc_dot_f32({M}, {N}, {K}, {ab}, {bb}, {name}, {pack});")
+        self.line(f"oc_dot_f32_bt({M}, {N}, {K}, {ab}, {bb}, {int(b_trans)}, {name}, {pack});")
 
     def emit_for(self, f: Value):
         body = f.arg

@@ -95,3 +95,17 @@ def test_every_micro_kernel_isa(isa):
                PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("backend", ["ref", "cpu"])
+@pytest.mark.parametrize("ta,tb", [(True, False), (False, True), (True, True)])
+def test_transposed_operands(backend, ta, tb):
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((19, 23)).astype(np.float32)
+    b = rng.standard_normal((23, 29)).astype(np.float32)
+    out = gemm(a.T.copy() if ta else a, b.T.copy() if tb else b, trans_a=ta, trans_b=tb,
+               backend=backend, blocks=SMALL)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-4, atol=1e-4)
+    w = rng.standard_normal((2, 29, 23)).astype(np.float32)  # batched, weights stored (N, K)
+    np.testing.assert_allclose(batched_gemm(a, w, trans_b=True, backend=backend, blocks=SMALL),
+                               a @ np.swapaxes(w, 1, 2), rtol=1e-4, atol=1e-4)

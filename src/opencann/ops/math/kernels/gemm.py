@@ -20,7 +20,8 @@ ACTIVATIONS = (None, "relu", "gelu", "silu")
 def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, srn, batch_a,
                 batch_b, batch_c, batch_r,
                 BM: tile.constexpr, BN: tile.constexpr, BK: tile.constexpr,
-                HAS_BIAS: tile.constexpr, ACT: tile.constexpr, HAS_RES: tile.constexpr):
+                HAS_BIAS: tile.constexpr, ACT: tile.constexpr, HAS_RES: tile.constexpr,
+                TRANS_A: tile.constexpr = False, TRANS_B: tile.constexpr = False):
     """One BM x BN block of act(a @ b + bias) + res for batch entry program_id(2)."""
     pid_m = tile.program_id(0)
     pid_n = tile.program_id(1)
@@ -31,10 +32,18 @@ def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, 
     acc = tile.zeros((BM, BN), tile.float32)
     for k0 in range(0, K, BK):
         ka = k0 + rk
-        a_t = tile.load(a + z * batch_a + rm[:, None] * sam + ka[None, :] * sak,
-                        mask=(rm[:, None] < M) & (ka[None, :] < K), other=0.0)
-        b_t = tile.load(b + z * batch_b + ka[:, None] * sbk + rn[None, :] * sbn,
-                        mask=(ka[:, None] < K) & (rn[None, :] < N), other=0.0)
+        if TRANS_A:  # a stored (K, M): load the block as stored (rows contiguous), then transpose
+            a_t = tile.trans(tile.load(a + z * batch_a + ka[:, None] * sak + rm[None, :] * sam,
+                                       mask=(ka[:, None] < K) & (rm[None, :] < M), other=0.0))
+        else:
+            a_t = tile.load(a + z * batch_a + rm[:, None] * sam + ka[None, :] * sak,
+                            mask=(rm[:, None] < M) & (ka[None, :] < K), other=0.0)
+        if TRANS_B:  # b stored (N, K), as linear-layer weights are
+            b_t = tile.trans(tile.load(b + z * batch_b + rn[:, None] * sbn + ka[None, :] * sbk,
+                                       mask=(rn[:, None] < N) & (ka[None, :] < K), other=0.0))
+        else:
+            b_t = tile.load(b + z * batch_b + ka[:, None] * sbk + rn[None, :] * sbn,
+                            mask=(ka[:, None] < K) & (rn[None, :] < N), other=0.0)
         acc = tile.dot(a_t, b_t, acc)
     if HAS_BIAS == 1:  # one bias per output column
         acc = acc + tile.load(bias + rn, mask=rn < N, other=0.0)[None, :]
@@ -65,24 +74,24 @@ def _blocks(M, N, K):
     return bm, bn, bk
 
 
-def _check(a, b):
-    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
-        raise ValueError(f"gemm needs (..., M, K) @ (..., K, N), got {a.shape} @ {b.shape}")
-
-
 def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu", blocks=None,
-                 row_bias=None):
+                 row_bias=None, trans_a=False, trans_b=False):
     """`act(a @ b + bias) + residual` over a batch: a (B, M, K) or (M, K), b (B, K, N) or (K, N).
 
     `bias` has one value per output column (N,); `row_bias` one per output row (M,).
+    `trans_a` / `trans_b`: a is given as (.., K, M) / b as (.., N, K), and used transposed.
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     a = np.ascontiguousarray(a, np.float32)
     b = np.ascontiguousarray(b, np.float32)
-    _check(a, b)
-    M, K = a.shape[-2:]
-    N = b.shape[-1]
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError(f"gemm needs (..., M, K) @ (..., K, N), got {a.shape} @ {b.shape}")
+    M, K = a.shape[-2:][::-1] if trans_a else a.shape[-2:]
+    Kb, N = b.shape[-2:][::-1] if trans_b else b.shape[-2:]
+    if K != Kb:
+        raise ValueError(f"gemm: inner dims differ: {a.shape}{'^T' if trans_a else ''} @ "
+                         f"{b.shape}{'^T' if trans_b else ''}")
     batch = max(a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b.ndim == 3 else 1)
     out_shape = (batch, M, N) if (a.ndim == 3 or b.ndim == 3) else (M, N)
     c = np.empty(out_shape, np.float32)
@@ -101,20 +110,26 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
     bm, bn, bk = blocks or _blocks(M, N, K)
     grid = (-(-M // bm), -(-N // bn), batch)
     gemm_kernel[grid](
-        a, b, c, bias_arr, res, M, N, K, K, 1, N, 1, N, 1, N, 1,
+        a, b, c, bias_arr, res, M, N, K, *((1, M) if trans_a else (K, 1)),
+        *((1, K) if trans_b else (N, 1)), N, 1, N, 1,
         M * K if a.ndim == 3 else 0, K * N if b.ndim == 3 else 0, M * N,
         M * N if res is not None and res.ndim == 3 else 0,
         BM=bm, BN=bn, BK=bk, HAS_BIAS=has_bias, ACT=activation,
-        HAS_RES=residual is not None, backend=backend)
+        HAS_RES=residual is not None, TRANS_A=bool(trans_a), TRANS_B=bool(trans_b),
+        backend=backend)
     return c
 
 
-def gemm(a, b, bias=None, activation=None, residual=None, backend="cpu", blocks=None):
+def gemm(a, b, bias=None, activation=None, residual=None, backend="cpu", blocks=None,
+         trans_a=False, trans_b=False):
     """`act(a @ b + bias) + residual` for a (M, K), b (K, N) float32 -> (M, N).
+
+    `trans_b=True` takes b as (N, K) (a linear layer's weight), `trans_a=True` a as (K, M).
 
         >>> gemm(np.ones((2, 3), np.float32), np.ones((3, 4), np.float32), activation="relu")[0, 0]
         3.0
     """
     if np.ndim(a) != 2 or np.ndim(b) != 2:
         raise ValueError(f"gemm needs 2-d operands, got {np.shape(a)} and {np.shape(b)}")
-    return batched_gemm(a, b, bias, activation, residual, backend, blocks)
+    return batched_gemm(a, b, bias, activation, residual, backend, blocks, trans_a=trans_a,
+                        trans_b=trans_b)
