@@ -24,6 +24,7 @@ from ..ops.nn.kernels import conv as conv_k
 from ..ops.nn.kernels import normalization as norm_k
 from ..ops.nn.kernels import pool as pool_k
 from ..ops.nn.kernels import softmax as softmax_k
+from .launch import Checked, Prepared
 
 __all__ = ["Lowered", "LOWERINGS", "lower", "is_f32", "const_of", "MatMulPlan", "matmul_plan"]
 
@@ -158,7 +159,57 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
         if c is not None and res is not None:
             y += np.broadcast_to(res, out_shape).reshape(flat)
         return (y.reshape(out_shape),)
-    return fn
+
+    if has_c or trans_a:
+        return fn
+
+    def prepare(*args):
+        """A direct launch of the GEMM kernel into a given buffer (what `batched_gemm` does)."""
+        a = args[0]
+        b = args[1] if has_b else bconst
+        res = args[-1] if residual else None
+        n, k = b.shape[-1], a.shape[-1]
+        if b.ndim == 2:
+            m, batch = int(np.prod(a.shape[:-1], dtype=np.int64)), 1
+            out_shape = a.shape[:-1] + (n,)
+            strides = (0, 0)
+        else:
+            m = a.shape[-2]
+            batch = int(np.prod(a.shape[:-2], dtype=np.int64))
+            out_shape = a.shape[:-1] + (n,)
+            if b.shape[:-2] != a.shape[:-2]:
+                raise ValueError("batch dims differ")
+            strides = (m * k, k * n)
+        if res is not None and res.shape != out_shape:
+            raise ValueError("residual is broadcast")
+        if m * n * k * batch == 0:
+            raise ValueError("empty")
+        bm, bn, bk = gemm_k._blocks(m, n, k)
+        has_bias = 0 if bias is None else 1
+        dummy = np.empty(1, np.float32)
+        launch = Prepared(gemm_k.gemm_kernel, (-(-m // bm), -(-n // bn), batch),
+                          [dummy, dummy, dummy, None if bias is None else dummy,
+                           None if res is None else dummy, m, n, k, k, 1, n, 1, n, 1, n, 1,
+                           strides[0], strides[1], m * n,
+                           m * n if res is not None and batch > 1 else 0],
+                          dict(BM=bm, BN=bn, BK=bk, HAS_BIAS=has_bias, ACT=activation,
+                               HAS_RES=res is not None))
+        extra = [] if bias is None else [bias]
+
+        def run(out, *args):
+            a = np.ascontiguousarray(args[0], np.float32)
+            b = np.ascontiguousarray(args[1], np.float32) if has_b else bconst
+            if residual:
+                launch(a, b, out, *extra, np.ascontiguousarray(args[-1], np.float32))
+            else:
+                launch(a, b, out, *extra)
+        return run, out_shape
+
+    return Checked(_shapes, prepare, fn)
+
+
+def _shapes(*xs):
+    return tuple([x.shape for x in xs])
 
 
 def _lower_matmul(node: Node, attrs: dict):
@@ -316,7 +367,25 @@ def _lower_layernorm(node: Node, attrs: dict):
         return "scale/bias do not match the last dim"
     wc = np.ascontiguousarray(wc.reshape(n), np.float32)
     bc = None if bc is None else np.ascontiguousarray(bc.reshape(n), np.float32)
-    return Lowered(lambda x: (norm_k.layer_norm(x, wc, bc, eps),), [node.inputs[0]], "layer_norm")
+
+    def prepare(x):
+        if x.size == 0 or n > norm_k.MAX_BLOCK:
+            raise ValueError("empty or long rows")
+        rows, block = norm_k._tiles(n)
+        r = x.size // n
+        dummy = np.empty(1, np.float32)
+        launch = Prepared(norm_k.layer_norm_kernel, ((r + rows - 1) // rows,),
+                          [dummy, dummy, None if bc is None else dummy, dummy, r, n, float(eps)],
+                          dict(HAS_W=True, HAS_B=bc is not None, ROWS=rows, BLOCK=block))
+        ws = [wc] if bc is None else [wc, bc]
+
+        def run(out, x):
+            x = np.ascontiguousarray(x, np.float32)
+            launch(x, *ws, out)
+        return run, x.shape
+
+    slow = lambda x: (norm_k.layer_norm(x, wc, bc, eps),)  # noqa: E731
+    return Lowered(Checked(_shapes, prepare, slow), [node.inputs[0]], "layer_norm")
 
 
 def _lower_reduce_mean(node: Node, attrs: dict):
