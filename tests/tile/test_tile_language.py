@@ -244,3 +244,22 @@ def test_compile_many_then_launch():
                        (cast_kernel, (x, out, 10), {"BLOCK": 32})])
     add_kernel[(1,)](x, x, out, 10, BLOCK=32)
     np.testing.assert_array_equal(out, 2 * x)
+
+
+@tile.kernel
+def dead_code_kernel(x, out, n, BLOCK: tile.constexpr):
+    offs = tile.arange(0, BLOCK)
+    unused = tile.exp(tile.load(x + offs, mask=offs < n))  # noqa: F841 - never stored
+    for i in range(n):  # a loop without stores whose results are unused
+        _ = tile.sum(offs, axis=0)
+    tile.store(out + offs, offs, mask=offs < n)
+
+
+def test_dead_code_is_removed_and_ir_verifies():
+    from opencann.tile.passes import verify
+
+    x = np.zeros(8, np.float32)
+    ir = dead_code_kernel.ir(x, np.zeros(8, np.int32), 8, BLOCK=8)
+    text = str(ir)
+    assert "exp" not in text and "for " not in text and "load" not in text
+    verify(ir)
