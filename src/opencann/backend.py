@@ -8,16 +8,30 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep
 
+from . import backends as _backends
 from . import dtypes
 from .frontends.onnx import MAX_OPSET
 from .ir import Graph
 from .model import CompiledModel, compile
+
+
+def default_backend() -> str:
+    """`OPENCANN_BACKEND` if set, else the best backend this machine runs: `cpu` when a C
+    compiler is on PATH, else `ref`."""
+    env = os.environ.get("OPENCANN_BACKEND")
+    if env:
+        return env
+    try:
+        return "cpu" if _backends.get("cpu").is_available() else "ref"
+    except Exception:  # noqa: BLE001 - a broken cpu backend leaves the reference
+        return "ref"
 
 
 class OpenCannRep(BackendRep):
@@ -63,7 +77,10 @@ class OpenCannBackend(Backend):
     def prepare(cls, model: Any, device: str = "CPU", **kwargs: Any) -> OpenCannRep:
         if not _device_ok(device):
             raise RuntimeError(f"opencann.backend runs on device 'CPU', not {device!r}")
-        return OpenCannRep(compile(model, backend=kwargs.get("backend")))
+        # The graph runs as written (no graph passes unless optimize=True), as on ref: this API
+        # is how the conformance suite checks each backend's kernels, lowering and fusion.
+        return OpenCannRep(compile(model, backend=kwargs.get("backend") or default_backend(),
+                                   optimize=kwargs.get("optimize", False)))
 
     @classmethod
     def run_model(cls, model: Any, inputs: Any, device: str = "CPU", **kwargs: Any) -> list:
@@ -100,5 +117,5 @@ run_node = OpenCannBackend.run_node
 supports_device = OpenCannBackend.supports_device
 is_compatible = OpenCannBackend.is_compatible
 
-__all__ = ["OpenCannBackend", "OpenCannRep", "prepare", "run_model", "run_node", "supports_device",
+__all__ = ["OpenCannBackend", "OpenCannRep", "default_backend", "prepare", "run_model", "run_node", "supports_device",
            "is_compatible"]

@@ -216,3 +216,41 @@ def test_attention_fusion(scale_op, mask_kind):
         mask[1] = -1e9
     feeds["mask"] = mask
     _check_all(g, feeds, rtol=1e-4, atol=1e-5)
+
+
+def test_elementwise_tree_fuses_both_branches():
+    """GELU in its tanh form: `0.5 * x` and the tanh branch meet in one Mul; one kernel."""
+    g = Graph("gelu_tanh", {"": 18})
+    x = g.add_input("x", TensorType(F32, ("n", 64)))
+    (h,) = g.add_node("Mul", [x, _const(g, "half", 0.5)], ["h"])
+    (p,) = g.add_node("Pow", [x, _const(g, "three", 3.0)], ["p"])
+    (a,) = g.add_node("Mul", [p, _const(g, "k", 0.044715)], ["a"])
+    (b,) = g.add_node("Add", [x, a], ["b"])
+    (c,) = g.add_node("Mul", [b, _const(g, "s", math.sqrt(2 / math.pi))], ["c"])
+    (t,) = g.add_node("Tanh", [c], ["t"])
+    (o,) = g.add_node("Add", [t, _const(g, "one", 1.0)], ["o"])
+    (y,) = g.add_node("Mul", [h, o], ["y"])
+    g.outputs = [y]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    assert [(gr.kind, len(gr.nodes)) for gr in groups] == [("elementwise", 8)]
+    _check_all(g, {"x": rng.standard_normal((5, 64)).astype(np.float32) * 3})
+
+
+def test_gemm_residual_through_reshape():
+    """GPT-2's Conv1D: Gemm on (b*s, k), Reshape back to (b, s, n), then the residual Add."""
+    g = Graph("conv1d", {"": 18})
+    x = g.add_input("x", TensorType(F32, ("b", "s", 16)))
+    flat = g.add_constant("flat", np.array([-1, 16], np.int64))
+    (back,) = g.add_node("Shape", [x], ["shape"])
+    (x2,) = g.add_node("Reshape", [x, flat], ["x2"])
+    (y,) = g.add_node("Gemm", [x2, _const(g, "w", rng.standard_normal((16, 16))),
+                               _const(g, "b", rng.standard_normal(16))], ["y"])
+    (y3,) = g.add_node("Reshape", [y, back], ["y3"])
+    (z,) = g.add_node("Add", [y3, x], ["z"])
+    g.outputs = [z]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    gemm = [gr for gr in groups if gr.kind == "gemm"]
+    assert gemm and gemm[0].parts == ["bias", "reshape", "residual"]
+    _check_all(g, {"x": rng.standard_normal((2, 3, 16)).astype(np.float32)})

@@ -288,19 +288,31 @@ class _Fuser:
             parts.append(activation)
         residual = None
         nxt = self.sole(cur)
+        reshape = None
+        if nxt is not None and nxt.op == "Reshape" and plan.b is None and plan.c is None and \
+                is_f32(nxt.outputs[0]):
+            # Gemm -> Reshape -> Add(residual): add the residual viewed as the GEMM's (M, N)
+            after = self.sole(nxt.outputs[0])
+            if after is not None and after.op == "Add" and is_elementwise(after):
+                reshape, cur, nxt = nxt, nxt.outputs[0], after
         if nxt is not None and nxt.op == "Add" and is_elementwise(nxt):
             other = [v for v in nxt.inputs if v is not cur]
             if len(other) == 1 and const_of(other[0]) is None and \
                     isinstance(other[0].type, TensorType) and other[0].type.shape is not None and \
                     other[0].type.shape == nxt.outputs[0].type.shape == cur.type.shape:
                 residual = other[0]
-                nodes.append(nxt)
-                parts.append("residual")
+                nodes += [reshape, nxt] if reshape is not None else [nxt]
+                parts += ["reshape", "residual"] if reshape is not None else ["residual"]
                 cur = nxt.outputs[0]
+            elif reshape is not None:
+                reshape, cur = None, reshape.inputs[0]
+        elif reshape is not None:
+            reshape, cur = None, reshape.inputs[0]
         ins = [plan.a] + ([plan.b] if plan.b is not None else []) + ([plan.c] if plan.c else [])
         if residual is not None:
             ins.append(residual)
-        fn = lower_cpu.gemm_call(plan, activation, residual is not None, bias)
+        fn = lower_cpu.gemm_call(plan, activation, residual is not None, bias,
+                                 shaped_like_residual=reshape is not None)
         kernel = "gemm" if plan.b is None else "batched_gemm"
         return FusionGroup("gemm", nodes, Lowered(fn, ins, kernel), cur, parts)
 
@@ -367,22 +379,45 @@ class _Fuser:
                            (["scale"] if scale != 1.0 else []) + (["mask"] if mask is not None else []))
 
     # --- elementwise chains -----------------------------------------------------------------
+    def _producers_into(self, c: Node, members: set[int]) -> list[Node]:
+        """Untaken elementwise nodes whose outputs only `c` reads, and so on up their inputs: the
+        other branches of a tree that ends at `c` (e.g. the `0.5 * x` side of a GELU)."""
+        out: list[Node] = []
+        stack = [c]
+        while stack:
+            node = stack.pop()
+            for u in node.inputs:
+                p = None if u is None else u.producer
+                if p is None or id(p) in members or id(p) in self.taken or not is_elementwise(p):
+                    continue
+                if self.sole(u) is not node:
+                    continue
+                members.add(id(p))
+                out.append(p)
+                stack.append(p)
+        return out
+
     def elementwise_group(self, n: Node) -> FusionGroup:
         nodes = [n]
+        members = {id(n)}
         cur = n.outputs[0]
-        _, ins = elementwise_program(nodes)
         while True:
             nxt = self.sole(cur)
             if nxt is None or not is_elementwise(nxt):
                 break
-            prog, ins2 = elementwise_program(nodes + [nxt])
+            trial = set(members) | {id(nxt)}
+            extra = self._producers_into(nxt, trial)
+            cand = sorted(nodes + extra + [nxt], key=lambda x: self.index[id(x)])
+            _, ins2 = elementwise_program(cand)
             if len(ins2) > MAX_INPUTS:
-                break
-            nodes.append(nxt)
+                cand = sorted(nodes + [nxt], key=lambda x: self.index[id(x)])
+                _, ins2 = elementwise_program(cand)
+                if len(ins2) > MAX_INPUTS:
+                    break
+                trial = set(members) | {id(nxt)}
+            nodes, members = cand, trial
             cur = nxt.outputs[0]
         prog, ins = elementwise_program(nodes)
-        if len(ins) > MAX_INPUTS:  # one node with more inputs than the kernel takes: impossible today
-            raise AssertionError("elementwise node with too many inputs")
         name = "fused_" + "_".join(EW_OPS[x.op][0] for x in nodes[:6])
         return FusionGroup("elementwise", nodes, Lowered(_ew_call(prog, len(ins), name), ins, name),
                            cur, [f"{len(nodes)} ops"] if len(nodes) > 1 else [])

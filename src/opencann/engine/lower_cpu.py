@@ -121,9 +121,12 @@ def matmul_plan(node: Node, attrs: dict) -> MatMulPlan | str:
     return MatMulPlan(a, None, bmat, bias, cv, ta)
 
 
-def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=None):
+def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=None,
+              shaped_like_residual: bool = False):
     """fn(*runtime inputs) for `plan` with a fused bias (N,), activation and an optional residual
-    input. Runtime inputs, in order: a, [b], [c], [residual]."""
+    input. Runtime inputs, in order: a, [b], [c], [residual]. With `shaped_like_residual` (a
+    Reshape between the product and the residual Add) the residual is read as the product's
+    (M, N) and the result takes the residual's shape."""
     bconst, trans_a = plan.b_const, plan.trans_a
     bias = plan.bias if bias is None else (bias if plan.bias is None else bias + plan.bias)
     has_b, has_c = plan.b is not None, plan.c is not None
@@ -152,9 +155,16 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
             a = a.reshape(-1, *a.shape[-2:])
             b = b.reshape(-1, *b.shape[-2:])
             flat = (a.shape[0], a.shape[1], n)
-        r = c if c is not None else res
-        if r is not None:
-            r = np.broadcast_to(r, out_shape).reshape(flat)
+        if shaped_like_residual:
+            if res.size != int(np.prod(out_shape, dtype=np.int64)):
+                raise ValueError(f"reshape of the product {list(out_shape)} to the residual's "
+                                 f"shape {list(res.shape)} changes its size")
+            out_shape = res.shape
+            r = res.reshape(flat)
+        else:
+            r = c if c is not None else res
+            if r is not None:
+                r = np.broadcast_to(r, out_shape).reshape(flat)
         y = gemm_k.batched_gemm(a, b, bias, activation, r)
         if c is not None and res is not None:
             y += np.broadcast_to(res, out_shape).reshape(flat)
@@ -180,7 +190,11 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
             if b.shape[:-2] != a.shape[:-2]:
                 raise ValueError("batch dims differ")
             strides = (m * k, k * n)
-        if res is not None and res.shape != out_shape:
+        if shaped_like_residual:
+            if res.size != int(np.prod(out_shape, dtype=np.int64)):
+                raise ValueError("reshape changes the size")
+            out_shape = res.shape
+        elif res is not None and res.shape != out_shape:
             raise ValueError("residual is broadcast")
         if m * n * k * batch == 0:
             raise ValueError("empty")
