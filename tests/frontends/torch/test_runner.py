@@ -97,3 +97,27 @@ def test_bool_and_int_outputs_round_trip():
     with torch.no_grad():
         m, i, a = f(x)
     assert torch.equal(m, x > 0) and torch.equal(i, (x * 10).long()) and a.item() == int(np.argmax(x.numpy()))
+
+
+def test_batched_matmul_matches_numpy():
+    from opencann.frontends.torch.runner import batched_matmul
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 3, 4, 5)).astype(np.float32).transpose(0, 1, 3, 2)  # non-contiguous
+    b = rng.standard_normal((3, 4, 6)).astype(np.float32)
+    np.testing.assert_allclose(batched_matmul(a, b), np.matmul(a, b), rtol=1e-5, atol=1e-6)
+    c = rng.standard_normal((2, 1, 4, 2)).astype(np.float64)
+    d = rng.standard_normal((1, 5, 2, 3)).astype(np.float64)
+    np.testing.assert_allclose(batched_matmul(c, d), np.matmul(c, d), rtol=1e-12)
+    assert batched_matmul(a.astype(np.int64), b.astype(np.int64)) is None
+
+
+def test_unsupported_dtype_inputs_passed_through():
+    def fn(x, h):
+        return x * 2, h  # h (bfloat16) goes straight back out
+
+    f = torch.compile(fn, backend="opencann")
+    x, h = torch.randn(3), torch.randn(3).to(torch.bfloat16)
+    with torch.no_grad():
+        a, b = f(x, h)
+    assert torch.equal(a, x * 2) and torch.equal(b, h)

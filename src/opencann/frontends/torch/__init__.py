@@ -154,7 +154,7 @@ def compile_aten_graph(gm: torch.fx.GraphModule, example_inputs, name: str, opts
             raise UnsupportedOpsError(name, {f"{op} ({nodes_[0][1]})": [n for n, _ in nodes_]
                                              for op, nodes_ in fb.items()})
         try:
-            if not fb:
+            if not fb and _inputs_supported(gm):
                 compiled = CompiledRegion(gm.graph, name, attrs=attrs, engine=opts["engine"],
                                           run_passes=opts["passes"], debug=opts["debug"])
                 regions = 1
@@ -176,6 +176,12 @@ def compile_aten_graph(gm: torch.fx.GraphModule, example_inputs, name: str, opts
     if opts["debug"]:
         print("[opencann] " + record.line(), file=sys.stderr)
     return compiled
+
+
+def _inputs_supported(gm: torch.fx.GraphModule) -> bool:
+    """Whether every graph input has a dtype opencann runs (else the graph is split, even with no
+    unsupported op, so such inputs stay outside opencann's regions)."""
+    return all(partition.dtype_supported(n.meta.get("val")) for n in gm.graph.nodes if n.op == "placeholder")
 
 
 def _node_named_in(message: str, gm: torch.fx.GraphModule) -> str | None:

@@ -314,9 +314,10 @@ def _binary(L, n, a, b, alpha=1):
     op = _BINARY[n.target]
     dt = _out_dtype(n)
     if op == "Pow" and dt.is_floating_point and not isinstance(b, torch.fx.Node):
-        if b == 2:
+        if b in (2, 3, 4):  # small integral powers as products (np.power with a float exponent is slow)
             x = L.tensor(a, dt)
-            return L.emit("Mul", [x, x], hint="square")
+            y = L.emit("Mul", [x, x], hint="square")
+            return y if b == 2 else L.emit("Mul", [y, x if b == 3 else y], hint="power")
         if b == 0.5:
             return L.emit("Sqrt", [L.tensor(a, dt)])
         if b == 1:
