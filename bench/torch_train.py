@@ -122,11 +122,13 @@ def main(argv=None) -> int:
     print(f"gradients after step 1: worst relative difference {first_grad[0]:.2e} in {first_grad[1]} (limit 1e-4)")
     print(oc.report())
 
-    # the first step compiles; time the steady state
+    # the first step compiles; time the steady state. Median and best of the steps: on a shared
+    # machine the best is the steadier measure of what each path costs.
     e_ms = statistics.median(t_eager[1:] or t_eager) * 1e3
     o_ms = statistics.median(t_ours[1:] or t_ours) * 1e3
-    print(f"\nstep time (median after the first step, forward + backward + AdamW):")
-    print(f"  eager      {e_ms:8.1f} ms")
+    e_best, o_best = min(t_eager[1:] or t_eager) * 1e3, min(t_ours[1:] or t_ours) * 1e3
+    print("\nstep time (after the first step; forward + backward + AdamW):  median      best")
+    print(f"  eager      {e_ms:8.1f} ms {e_best:8.1f} ms")
     i_ms = None
     if args.no_inductor:
         print("  inductor   skipped (--no-inductor)")
@@ -134,15 +136,17 @@ def main(argv=None) -> int:
         times, why = run_inductor(base, data, args)
         if times:
             i_ms = statistics.median(times[1:] or times) * 1e3
-            print(f"  inductor   {i_ms:8.1f} ms   (first step, with compile: {times[0]:.1f} s)")
+            i_best = min(times[1:] or times) * 1e3
+            print(f"  inductor   {i_ms:8.1f} ms {i_best:8.1f} ms   (first step, with compile: {times[0]:.1f} s)")
         else:
             print(f"  inductor   could not compile on this machine: {why}")
-    print(f"  opencann   {o_ms:8.1f} ms   (first step, with compile: {t_ours[0]:.1f} s; engine: reference interpreter)")
-    print(f"\nratios (step time; below 1 means opencann is faster):")
-    print(f"  opencann / eager     {o_ms / e_ms:6.2f}x")
+    print(f"  opencann   {o_ms:8.1f} ms {o_best:8.1f} ms   (first step, with compile: {t_ours[0]:.1f} s; "
+          "engine: reference interpreter)")
+    print("\nratios (step time, median / best; below 1 means opencann is faster):")
+    print(f"  opencann / eager     {o_ms / e_ms:6.2f}x  {o_best / e_best:6.2f}x")
     if i_ms is not None:
-        print(f"  opencann / inductor  {o_ms / i_ms:6.2f}x")
-        print(f"  inductor / eager     {i_ms / e_ms:6.2f}x")
+        print(f"  opencann / inductor  {o_ms / i_ms:6.2f}x  {o_best / i_best:6.2f}x")
+        print(f"  inductor / eager     {i_ms / e_ms:6.2f}x  {i_best / e_best:6.2f}x")
     target = "reached" if o_ms <= e_ms else "not reached"
     print(f"target (opencann no slower than eager): {target}")
     print("training agrees with eager: " + ("yes" if ok else "NO"))

@@ -1,18 +1,16 @@
 """ATen lowerings, op by op: small functions compiled with opencann against eager PyTorch, the
 forward values and (where it matters) the gradients."""
 
-import math
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-import opencann.frontends.torch as oc  # noqa: E402
-from opencann.frontends.torch.lower import ir_dim  # noqa: E402
+import opencann.frontends.torch as oc
+from opencann.frontends.torch.lower import ir_dim
 
-from .conftest import max_rel_diff  # noqa: E402
+from .conftest import max_rel_diff
 
 
 def _compile(fn):
@@ -167,7 +165,7 @@ def test_attention_forward_and_backward(causal, kv_heads):
     q = torch.randn(2, 4, 6, 8)
     k = torch.randn(2, kv_heads, 6, 8)
     v = torch.randn(2, kv_heads, 6, 8)
-    fn = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal,  # noqa: E731
+    fn = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal,
                                                         enable_gqa=kv_heads != 4)
     check(fn, q, k, v, grad=True, tol=1e-5)
 

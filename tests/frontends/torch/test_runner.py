@@ -6,9 +6,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import opencann.frontends.torch as oc  # noqa: E402
-from opencann.frontends.torch.runner import _Spans, _layout, make_executor  # noqa: E402
-from opencann.errors import OpenCannError  # noqa: E402
+import opencann.frontends.torch as oc
+from opencann.errors import OpenCannError
+from opencann.frontends.torch.runner import _layout, _Spans, make_executor
 
 
 def _compile(fn, **opts):

@@ -37,7 +37,7 @@ from . import partition
 from .lower import DECOMPOSITION_EXCLUDES, LoweringError
 from .runner import ENGINES, CompiledRegion
 
-__all__ = ["opencann_backend", "report", "reset_report", "Report", "CompileRecord", "OPTIONS"]
+__all__ = ["OPTIONS", "CompileRecord", "Report", "opencann_backend", "report", "reset_report"]
 
 log = logging.getLogger("opencann.frontends.torch")
 
@@ -214,7 +214,6 @@ def _compile_split(gm: torch.fx.GraphModule, name: str, rejected: set[str], opts
     import copy
 
     from torch._functorch.aot_autograd import make_boxed_func
-
     from torch._subclasses.fake_tensor import unset_fake_temporarily
 
     with unset_fake_temporarily():  # the graph's constants are real tensors

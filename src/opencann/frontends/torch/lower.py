@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -241,7 +242,7 @@ class GraphLowering:
             out = entry.fn(self, n, *n.args, **n.kwargs)
         except LoweringError:
             raise
-        except Exception as e:  # noqa: BLE001 - re-raised with the node named
+        except Exception as e:
             raise LoweringError(f"node {n.name} ({n.target}): {type(e).__name__}: {e}") from e
         return out
 
@@ -552,7 +553,7 @@ def _threshold_backward(L, n, grad, x, threshold):
 def _gelu_backward(L, n, grad, a, approximate="none"):
     dt = _out_dtype(n)
     x, g = L.tensor(a, dt), L.tensor(grad, dt)
-    c = lambda v: L.tensor(v, dt)  # noqa: E731
+    c = lambda v: L.tensor(v, dt)
     if approximate == "tanh":
         k = math.sqrt(2 / math.pi)
         x2 = L.emit("Mul", [x, x])
@@ -973,7 +974,7 @@ def _reduce(L, op, x, axes, keepdim):
 def _dims(L, a, dims):
     r = L.rank(a)
     if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
-        return None if r else None
+        return None
     return _axes(dims, r)
 
 
@@ -1172,7 +1173,7 @@ def _convolution(L, n, x, w, b, stride, padding, dilation, transposed, output_pa
 def _batch_norm_eval(L, n, x, w, b, mean, var, momentum, eps):
     dt = _out_dtype(n)
     c = meta_of(x).shape[1]
-    ones = lambda v: L.const(np.full((int(c),), v, _np_dtype(dt)), "bn")  # noqa: E731
+    ones = lambda v: L.const(np.full((int(c),), v, _np_dtype(dt)), "bn")
     scale = L.tensor(w, dt) if w is not None else ones(1)
     shift = L.tensor(b, dt) if b is not None else ones(0)
     y = L.emit("BatchNormalization", [L.tensor(x, dt), scale, shift, L.tensor(mean, dt), L.tensor(var, dt)],
@@ -1186,9 +1187,9 @@ def _batch_norm_eval(L, n, x, w, b, mean, var, momentum, eps):
 def _batch_norm_train(L, n, x, w, b, *args):
     # training statistics over (N, *spatial); running stats, when present, updated with momentum
     if n.target is aten._native_batch_norm_legit.no_stats:
-        (training, momentum, eps), rm, rv = args, None, None
+        (_, momentum, eps), rm, rv = args, None, None
     else:
-        rm, rv, training, momentum, eps = args
+        rm, rv, _, momentum, eps = args
     dt = _out_dtype(n)
     r = L.rank(x)
     axes = [0] + list(range(2, r))

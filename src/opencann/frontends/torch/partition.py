@@ -18,7 +18,7 @@ from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
 from torch.fx.passes.operator_support import OperatorSupportBase
 from torch.fx.passes.utils.fuser_utils import fuse_by_partitions
 
-from .lower import LOWERINGS, dtype_supported, meta_of  # noqa: F401 - dtype_supported is re-exported
+from .lower import LOWERINGS, dtype_supported, meta_of
 
 REGION_PREFIX = "opencann_region_"
 
