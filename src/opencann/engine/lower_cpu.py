@@ -24,6 +24,7 @@ from ..ops.nn.kernels import conv as conv_k
 from ..ops.nn.kernels import normalization as norm_k
 from ..ops.nn.kernels import pool as pool_k
 from ..ops.nn.kernels import softmax as softmax_k
+from .conv_cpu import conv2d_rows
 from .launch import Checked, Prepared
 
 __all__ = ["Lowered", "LOWERINGS", "lower", "is_f32", "const_of", "MatMulPlan", "matmul_plan"]
@@ -279,6 +280,8 @@ def conv_call(plan, activation=None):
     w, b, stride, pads, dil, groups = plan
 
     def fn(x):
+        if x.shape[-1] + 2 * pads[1] <= 4096:  # one output row per im2col program
+            return (conv2d_rows(x, w, b, stride, pads, dil, groups, activation),)
         return (conv_k.conv2d(x, w, b, stride, pads, dil, groups, activation),)
     return fn
 
