@@ -263,3 +263,14 @@ def test_dead_code_is_removed_and_ir_verifies():
     text = str(ir)
     assert "exp" not in text and "for " not in text and "load" not in text
     verify(ir)
+
+
+def test_dump_env_prints_ir_and_c(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("OPENCANN_TILE_DUMP", "ir,c")
+    monkeypatch.setenv("OPENCANN_CACHE_DIR", str(tmp_path))  # nothing cached: it compiles
+    x = np.arange(5, dtype=np.float32)
+    out = np.zeros(5, np.float32)
+    add_kernel[(1,)](x, x, out, 5, BLOCK=8, backend="cpu")  # BLOCK=8: used by no other test
+    err = capsys.readouterr().err
+    assert "kernel IR of add_kernel" in err and "void oc_add_kernel" in err
+    np.testing.assert_array_equal(out, 2 * x)

@@ -225,7 +225,9 @@ class Kernel:
 
             k = self.trace(spec, meta)
             assert entry_name(k) == entry and signature_of(k) == signature
-            prog = backend.compile(generate(k), entry=entry, signature=signature, cache_key=ckey)
+            source = generate(k)
+            _dump(k, source)
+            prog = backend.compile(source, entry=entry, signature=signature, cache_key=ckey)
         self._programs[key] = prog
         return prog
 
@@ -275,6 +277,19 @@ class Kernel:
         runtime, meta = self.bind(args, kwargs)
         be = _backends.get(backend) if isinstance(backend, str) else backend
         return self._cpu_program(be, self.spec(runtime), meta)
+
+
+def _dump(k: KernelIR, source: str) -> None:
+    """`OPENCANN_TILE_DUMP=ir,c`: print the IR and/or C of each kernel compiled, to stderr."""
+    what = {w.strip() for w in os.environ.get("OPENCANN_TILE_DUMP", "").split(",") if w.strip()}
+    if not what:
+        return
+    import sys
+
+    if "ir" in what:
+        print(f"// ---- kernel IR of {k.name}\n{k}", file=sys.stderr)
+    if "c" in what:
+        print(f"// ---- C source of {k.name}\n{source.split('/* kernel', 1)[-1]}", file=sys.stderr)
 
 
 def kernel(fn=None, *, do_not_specialize=()):
