@@ -85,3 +85,17 @@ def test_register_and_entry_points(monkeypatch):
     monkeypatch.setattr(backends, "_entry_points", lambda: {"viaentrypoint": EP()})
     assert isinstance(backends.get("viaentrypoint"), _NullBackend)
     assert "viaentrypoint" in backends.available()
+
+
+def test_tile_kernels_refuse_a_backend_without_a_code_generator():
+    import numpy as np
+
+    from opencann import tile
+
+    @tile.kernel
+    def k(x, BLOCK: tile.constexpr):
+        tile.store(x + tile.arange(0, BLOCK), tile.zeros((BLOCK,), tile.float32))
+
+    backends.register("null2", _NullBackend)
+    with pytest.raises(tile.TileError, match="no code generator"):
+        k[(1,)](np.zeros(4, np.float32), BLOCK=4, backend="null2")

@@ -34,7 +34,11 @@ class BackendError(RuntimeError):
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a device offers: element types, memory, cores, SIMD width and named features."""
+    """What a device offers: element types, memory, cores, SIMD width and named features.
+
+    Features name what a backend accepts as program source, among other things: `c-source`
+    (C with the cpu entry-point convention) or `interpreter` (Python callables, as `ref`).
+    """
 
     dtypes: tuple
     memory_bytes: int

@@ -252,7 +252,8 @@ class Kernel:
             backend or os.environ.get("OPENCANN_TILE_BACKEND", "cpu"))
         if g[0] * g[1] * g[2] == 0:
             return
-        if be.name == "ref":
+        features = self._features(be)
+        if "interpreter" in features:
             from .interpreter import kernel_arguments, run_program
 
             kw = {**kernel_arguments(runtime), **meta}
@@ -261,6 +262,9 @@ class Kernel:
                               entry=self.name)
             be.launch(prog, g, ())
             return
+        if "c-source" not in features:
+            raise TileError(f"{self._where()}: backend {be.name!r} takes neither C source nor "
+                            "interpreted programs; the tile language has no code generator for it")
         prog = self._cpu_program(be, spec, meta)
         args_c = []
         for (n, v), s in zip(runtime, spec):
@@ -271,6 +275,15 @@ class Kernel:
             else:
                 args_c.append(float(v))
         be.launch(prog, g, args_c)
+
+    _feature_cache: dict = {}
+
+    @classmethod
+    def _features(cls, be) -> frozenset:
+        f = cls._feature_cache.get(be)
+        if f is None:
+            f = cls._feature_cache[be] = be.capabilities().features
+        return f
 
     def warmup(self, *args, backend="cpu", **kwargs):
         """Compile (or load) the program these arguments need, without running it."""

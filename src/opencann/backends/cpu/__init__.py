@@ -91,7 +91,7 @@ class CPUBackend(HostMemory, Backend):
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         return Capabilities(dtypes=self.HOST_DTYPES, memory_bytes=_memory_bytes(), cores=cores or 1,
                             simd_width_bytes=width,
-                            features=frozenset(flags | {"openmp", "compiler"}) - {""})
+                            features=frozenset(flags | {"openmp", "compiler", "c-source"}) - {""})
 
     def describe(self) -> str:
         return host_isa()
