@@ -125,11 +125,10 @@ class CompiledModel:
 
     def report(self) -> str:
         """Where each node runs: the placement report (fusion groups, ref fallbacks and why)."""
-        placement = getattr(self._exec, "placement", None)
-        if placement is None:
-            return (f"placement of model {self.name!r} on {self.backend}: all {len(self.graph.nodes)} "
-                    "nodes run their NumPy references")
-        return placement.report()
+        if isinstance(self._exec, CpuExecutor):
+            return self._exec.report()
+        return (f"placement of model {self.name!r} on {self.backend}: all {len(self.graph.nodes)} "
+                "nodes run their NumPy references")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write this model to an .ocm file (graph, target, weights), loadable with `opencann.load`."""

@@ -13,6 +13,7 @@ a profile is active.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import ChainMap
 from typing import Any
@@ -83,6 +84,22 @@ class CpuExecutor:
             fn = st.fn if st.device == "cpu" else self._ref_fn(st)
             self._steps.append((fn, ins, outs, frees))
         self._outputs = [(v.name, slot_of(v)) for v in graph.outputs]
+        # arena candidates: outputs of cpu steps that can write a given buffer, read only by cpu
+        # steps (a ref step may return a view of its input, which must not be overwritten)
+        readers: dict[int, list[int]] = {}
+        for i, (reads, _) in enumerate(plan_steps):
+            for r in reads:
+                readers.setdefault(r, []).append(i)
+        self._arena_slot: list[int | None] = []
+        for i, st in enumerate(self.placement.steps):
+            v = st.outputs[0] if len(st.outputs) == 1 else None
+            ok = (st.device == "cpu" and v is not None and hasattr(st.fn, "into")
+                  and id(v) in life and id(v) not in keep
+                  and all(self.placement.steps[j].device == "cpu" for j in readers.get(id(v), [])))
+            self._arena_slot.append(slot[id(v)] if ok else None)
+        self._arenas: dict[tuple, list] = {}
+        self.arena_plan: MemoryPlan | None = None
+        self._arena_lock = threading.Lock()
         self._template = [None] * len(slot)
         for s, c in consts:
             self._template[s] = c
@@ -156,17 +173,66 @@ class CpuExecutor:
         for name, s in self._inputs:
             env[s] = feeds[name]
         prof = profiler.active()
-        if prof is None:
-            for fn, ins, outs, frees in self._steps:
-                res = fn(*[env[i] for i in ins])
-                for s, x in zip(outs, res):
-                    env[s] = x
-                for s in frees:
-                    env[s] = None
-        else:
+        if prof is not None:
             self._run_profiled(env, prof)
+        elif not self._arena_lock.acquire(blocking=False):  # another thread holds the arena
+            self._run_plain(env)
+        else:
+            try:
+                key = tuple([np.shape(feeds[name]) for name, _ in self._inputs])
+                bufs = self._arenas.get(key)
+                if bufs is None:
+                    self._run_plain(env, sizes := {})
+                    self._arenas[key] = self._make_arena(sizes)
+                else:
+                    self._run_arena(env, bufs)
+            finally:
+                self._arena_lock.release()
         self._env = None
         return {name: env[s] for name, s in self._outputs}
+
+    def _run_plain(self, env, sizes: dict | None = None) -> None:
+        for i, (fn, ins, outs, frees) in enumerate(self._steps):
+            res = fn(*[env[j] for j in ins])
+            for s, x in zip(outs, res):
+                env[s] = x
+            if sizes is not None and self._arena_slot[i] is not None:
+                x = res[0]
+                if isinstance(x, np.ndarray) and x.dtype == np.float32:
+                    sizes[i] = x.shape
+            for s in frees:
+                env[s] = None
+
+    def _run_arena(self, env, bufs) -> None:
+        for (fn, ins, outs, frees), buf in zip(self._steps, bufs):
+            args = [env[j] for j in ins]
+            if buf is not None and fn.into(buf, *args):
+                env[outs[0]] = buf
+            else:
+                res = fn(*args)
+                for s, x in zip(outs, res):
+                    env[s] = x
+            for s in frees:
+                env[s] = None
+
+    def _make_arena(self, shapes: dict[int, tuple]) -> list:
+        """Buffers in one arena for the steps that can write them, for the shapes of one run."""
+        life = self._life
+        by_slot = {s: vid for vid, s in self._slot.items()}
+        items = []
+        for i, shape in shapes.items():
+            vid = by_slot[self._arena_slot[i]]
+            nbytes = 4 * int(np.prod(shape, dtype=np.int64))
+            items.append((i, nbytes, *life[vid]))
+        plan = plan_memory(items)
+        self.arena_plan = plan
+        arena = np.empty(max(plan.arena_bytes, 1), np.uint8)
+        bufs: list = [None] * len(self._steps)
+        for i, shape in shapes.items():
+            off, n = plan.offsets[i], plan.sizes[i]
+            if n:
+                bufs[i] = arena[off:off + n].view(np.float32).reshape(shape)
+        return bufs
 
     def _run_profiled(self, env, prof) -> None:
         for st, (fn, ins, outs, frees) in zip(self.placement.steps, self._steps):
@@ -194,6 +260,17 @@ class CpuExecutor:
                 env[s] = x
             for s in frees:
                 env[s] = None
+
+    def report(self) -> str:
+        """The placement report, plus the arena of the shapes run so far."""
+        text = self.placement.report()
+        n = sum(1 for s in self._arena_slot if s is not None)
+        if self.arena_plan is not None:
+            text += (f"\narena ({n} steps can write planned buffers; last shapes run): "
+                     f"{self.arena_plan.summary()}")
+        else:
+            text += f"\narena: {n} steps can write planned buffers (planned on the first run of each shape)"
+        return text
 
     # --- memory -------------------------------------------------------------------------------
     def memory_plan(self, feeds: dict[str, Any]) -> MemoryPlan:

@@ -123,9 +123,28 @@ def elementwise_program(nodes: list[Node], fixed: dict[int, int] | None = None):
     return tuple(prog), inputs
 
 
+class _ElementwiseStep:
+    """A fused elementwise step: `step(*xs) -> (y,)`, or `step.into(out, *xs)` to write an
+    arena buffer (False when `out` does not have the shape these inputs give)."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, program, n_inputs, name):
+        self.k = ElementwiseProgram(program, n_inputs, name)
+
+    def __call__(self, *xs):
+        return (self.k(*xs),)
+
+    def into(self, out, *xs) -> bool:
+        plan = self.k._plans.get(tuple([x.shape for x in xs]))
+        if plan is None or plan[0] != out.shape:
+            return False
+        self.k(*xs, out=out)
+        return True
+
+
 def _ew_call(program, n_inputs, name):
-    k = ElementwiseProgram(program, n_inputs, name)
-    return lambda *xs: (k(*xs),)
+    return _ElementwiseStep(program, n_inputs, name)
 
 
 def _padding_mask(mask: np.ndarray, b: int, skv: int):
