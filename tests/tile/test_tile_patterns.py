@@ -181,3 +181,18 @@ def test_scalar_carry_and_steps(backend, n, step):
         total = total * np.float32(0.5) + x[i]
     np.testing.assert_allclose(out[:8], total, rtol=1e-6)
     assert out[8] == (max(x[i].max() for i in order) if order else -np.inf)
+
+
+@tile.kernel
+def shift_kernel(x, n, BLOCK: tile.constexpr):
+    offs = tile.arange(0, BLOCK)
+    m = offs < n - 1
+    v = tile.load(x + offs, mask=m)
+    tile.store(x + offs + 1, v, mask=m)  # in place, one element to the right
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_in_place_shift_reads_old_values(backend):
+    x = np.arange(1000, dtype=np.float32)
+    shift_kernel[(1,)](x, 1000, BLOCK=1024, backend=backend)
+    np.testing.assert_array_equal(x, np.concatenate([[0], np.arange(999)]).astype(np.float32))

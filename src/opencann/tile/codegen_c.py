@@ -244,6 +244,10 @@ class _Gen:
             i, j = vals.index(v), vals.index(u)
             if any(w.op in ("store", "for") for w in vals[i + 1:j]):
                 continue  # a store in between could change what the load reads
+            if self.ptr_base(v.srcs[0]) == self.ptr_base(u.srcs[0]) and (
+                    self.affine(v.srcs[0]) is None
+                    or self.affine(v.srcs[0]) != self.affine(u.srcs[0])):
+                continue  # in place at other offsets: the load must see the old values
             if len(v.srcs) == 1 or (len(u.srcs) > 2 and u.srcs[2] is v.srcs[1]):
                 self.kind[v.id] = "load"
 
