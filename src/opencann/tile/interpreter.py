@@ -7,7 +7,6 @@ naming the kernel source line.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -174,9 +173,3 @@ def run_program(fn, pid, grid, kwargs):
     finally:
         CONTEXT.builder = prev
 
-
-def grid_points(grid):
-    """Every (x, y, z) of a 3-d grid, x fastest."""
-    g0, g1, g2 = grid
-    for z, y, x in itertools.product(range(g2), range(g1), range(g0)):
-        yield (x, y, z)
