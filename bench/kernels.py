@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from opencann.backends.cpu.compiler import default_flags, find_compiler  # noqa: E402
+from opencann.backends.cpu.compiler import compiler_command, default_flags  # noqa: E402
 from opencann.ops.math.kernels import elementwise as ew  # noqa: E402
 from opencann.ops.math.kernels.gemm import gemm  # noqa: E402
 from opencann.ops.nn.kernels.normalization import layer_norm, rms_norm  # noqa: E402
@@ -48,7 +48,7 @@ def c_triad():
     src, lib = os.path.join(d, "triad.c"), os.path.join(d, "triad.so")
     with open(src, "w") as f:
         f.write(C_TRIAD)
-    subprocess.run([find_compiler(), *default_flags(), "-o", lib, src], check=True)
+    subprocess.run([*compiler_command(), *default_flags(), "-o", lib, src], check=True)
     fn = ctypes.CDLL(lib).triad
     fn.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_float, ctypes.c_int64]
     fn.restype = None

@@ -122,3 +122,12 @@ def test_concurrent_processes_compile_once(tmp_path):
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, out + err
     assert len(_compiles(log)) == 1
+
+
+def test_cc_may_be_a_command_with_arguments(cache_dir, monkeypatch):
+    monkeypatch.setenv("CC", "gcc -DOC_TEST_FLAG=1")
+    src = SRC.replace("(float)v + (float)p", "(float)v + (float)p + OC_TEST_FLAG")
+    prog = CPUBackend().compile(src, entry="fill", signature="pif")
+    out = np.zeros(2, np.float32)
+    CPUBackend().launch(prog, (1,), (out.ctypes.data, 2, 1.0))
+    np.testing.assert_array_equal(out, [2, 2])

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -23,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..base import BackendError
 
-__all__ = ["cache_dir", "find_compiler", "compiler_version", "host_isa", "default_flags",
-           "KernelCache"]
+__all__ = ["cache_dir", "find_compiler", "compiler_command", "compiler_version", "host_isa",
+           "default_flags", "KernelCache"]
 
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-fno-math-errno",
           "-fno-trapping-math", "-std=gnu11", "-fPIC", "-shared"]
@@ -39,14 +40,23 @@ def cache_dir() -> str:
 
 
 def find_compiler() -> str | None:
-    """The C compiler: `CC` if set, else gcc, clang or cc found on PATH."""
+    """The C compiler's path: the first word of `CC` if set, else gcc, clang or cc on PATH."""
+    cmd = compiler_command()
+    return cmd[0] if cmd else None
+
+
+def compiler_command() -> list | None:
+    """The command that runs the C compiler: `CC` split into words (`ccache gcc` works), else
+    gcc, clang or cc found on PATH; None if there is none."""
     cc = os.environ.get("CC")
     if cc:
-        return shutil.which(cc) or (cc if os.path.exists(cc) else None)
+        words = shlex.split(cc)
+        path = shutil.which(words[0]) or (words[0] if os.path.exists(words[0]) else None)
+        return [path, *words[1:]] if path else None
     for name in ("gcc", "clang", "cc"):
         path = shutil.which(name)
         if path:
-            return path
+            return [path]
     return None
 
 
@@ -69,11 +79,14 @@ def _locked(path: str):
 _versions: dict = {}
 
 
-def compiler_version(cc: str) -> str:
-    """`cc --version`'s first line, cached on disk by the compiler binary's identity."""
-    real = os.path.realpath(cc)
+def compiler_version(cc) -> str:
+    """`cc --version`'s first line, cached on disk by the compiler binary's identity.
+
+    `cc` is a path or a command (a list of words, as `compiler_command` returns)."""
+    cmd = [cc] if isinstance(cc, str) else list(cc)
+    real = os.path.realpath(cmd[0])
     st = os.stat(real)
-    ident = f"{real}:{st.st_size}:{st.st_mtime_ns}"
+    ident = f"{' '.join([real, *cmd[1:]])}:{st.st_size}:{st.st_mtime_ns}"
     if ident in _versions:
         return _versions[ident]
     index = os.path.join(cache_dir(), "compilers.json")
@@ -84,7 +97,7 @@ def compiler_version(cc: str) -> str:
         known = {}
     if ident not in known:
         try:
-            out = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60)
+            out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, timeout=60)
         except OSError as e:
             raise BackendError(f"cannot run the C compiler {cc!r}: {e}") from e
         if out.returncode != 0:
@@ -141,9 +154,10 @@ def simd_flags() -> set:
 class KernelCache:
     """Compiles C sources to shared libraries, once per key, across threads and processes."""
 
-    def __init__(self, directory: str | None = None, cc: str | None = None, flags=None):
+    def __init__(self, directory: str | None = None, cc=None, flags=None):
         self.directory = directory or cache_dir()
-        self.cc = cc or find_compiler()
+        cc = cc or compiler_command()
+        self.cc = None if cc is None else ([cc] if isinstance(cc, str) else list(cc))
         self.flags = list(flags or default_flags())
         self._pool = None
 
@@ -179,7 +193,7 @@ class KernelCache:
                 f.write(source)
             fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(out))
             os.close(fd)
-            cmd = [self.cc, *self.flags, "-o", tmp, src_path, "-lm"]
+            cmd = [*self.cc, *self.flags, "-o", tmp, src_path, "-lm"]
             try:
                 res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             except OSError as e:
