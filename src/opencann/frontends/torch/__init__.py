@@ -13,7 +13,8 @@ opencann regions, and `report()` lists them.
 
 Options (`torch.compile(..., options={...})`):
   - `debug` (False): print each compiled graph's IR to stderr.
-  - `engine` ("ref"): the executor (`ref`, the reference interpreter, is the only one today).
+  - `engine` ("ref"): the executor: `ref`, the reference interpreter, or `cpu`, the engine's
+    compiled CPU executor (generated C kernels, compiled on first use and cached on disk).
   - `fallback` (True): run what cannot be lowered in eager PyTorch; False raises instead.
   - `passes` (True): run the engine's graph passes (folding, CSE, DCE) before execution.
 """

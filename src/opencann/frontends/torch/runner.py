@@ -24,15 +24,20 @@ from ...errors import OpenCannError
 from ...ir import Graph
 from .lower import GraphLowering, LoweringError
 
-ENGINES = ("ref",)
+ENGINES = ("ref", "cpu")
 
 
 def make_executor(graph: Graph, name: str, engine: str = "ref"):
     """The executor of a compiled graph: an object with `run(feeds) -> outputs` (dicts by value
-    name). Today only `ref`, the reference interpreter; a compiled `cpu` engine slots in here."""
+    name): `ref`, the reference interpreter, or `cpu`, the engine's compiled CPU executor (its
+    kernels where placed, op references elsewhere)."""
     if engine not in ENGINES:
         raise OpenCannError(f"torch.compile(backend='opencann'): engine {engine!r} is not available; "
                             f"choose one of {', '.join(ENGINES)} with options={{'engine': ...}}")
+    if engine == "cpu":
+        from ...engine.executor import CpuExecutor
+
+        return CpuExecutor(graph, name)
     return _Interpreter(graph, name, check_types=False)
 
 
