@@ -1,7 +1,7 @@
 """Lowers kernel IR to C for the `cpu` backend.
 
 The generated function runs the whole grid: an OpenMP loop over programs, each program's body a
-sequence of loop nests over tiles that gcc and clang vectorize. Three ideas keep it fast:
+sequence of loop nests over tiles that gcc and clang vectorize. Four ideas keep it fast:
 
 * Integer tiles that are affine in the tile indices (`pid * BLOCK + arange(...)`, `rm[:, None] *
   stride + rk[None, :]`) are never stored: loads and stores compute addresses inline, so a
@@ -9,7 +9,11 @@ sequence of loop nests over tiles that gcc and clang vectorize. Three ideas keep
 * Masks made of comparisons of such tiles with scalars (`offs < n`) become loop bounds, so a masked
   load is a plain copy of the in-range part plus a fill of the rest.
 * Elementwise values used once are folded into their consumer's loop; other tiles live in per-thread
-  scratch memory. `dot` calls a packed, register-blocked micro-kernel (see c_runtime.py).
+  scratch memory.
+* A load whose only reader is a store under the same mask (through elementwise ops) is read inside
+  the store's loop: `out = x + s * y` is one streaming loop, as a hand-written one would be.
+
+`dot` calls a packed, register-blocked micro-kernel (see c_runtime.py).
 """
 
 from __future__ import annotations
@@ -190,7 +194,7 @@ class _Gen:
             self.line("}")
 
     # --- analysis ------------------------------------------------------------------------------
-    def index(self, block, parent_users=None):
+    def index(self, block):
         for p in block.params:
             self.block_of[p.id] = block
         for v in block.values:
@@ -592,8 +596,6 @@ class _Gen:
                 self.line(f"const int64_t {nm} = OC_CLAMP((int64_t)({b}), {a}, {n});")
                 b = nm
                 partial.append(f"{nm} != {n}")
-            elif a != 0:
-                pass
             lo.append(a)
             hi.append(b)
         return lo, hi, partial
