@@ -179,7 +179,9 @@ class CpuExecutor:
             self._run_plain(env)
         else:
             try:
-                key = tuple([np.shape(feeds[name]) for name, _ in self._inputs])
+                # the plan's key; `into` checks each buffer's shape, so a key that misses a
+                # change (a sequence input) costs a fresh allocation, never a wrong result
+                key = tuple([getattr(feeds[name], "shape", None) for name, _ in self._inputs])
                 bufs = self._arenas.get(key)
                 if bufs is None:
                     self._run_plain(env, sizes := {})
