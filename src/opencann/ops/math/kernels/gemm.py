@@ -7,6 +7,8 @@ GELU / SiLU, residual add) runs on the accumulator before the single store.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from opencann import tile
@@ -71,6 +73,10 @@ def _blocks(M, N, K):
         bm = min(range(48, 133, 6), key=lambda b: (-(-M // b) * b / M + 6.0 / b, -b))
     bn = 128 if N >= 128 else max(16, -(-N // 16) * 16)
     bk = 256 if K >= 256 else max(8, -(-K // 8) * 8)
+    # enough programs to keep every core busy: split the rows of a small problem
+    cores = os.cpu_count() or 1
+    while bm > 24 and -(-M // bm) * -(-N // bn) < 2 * cores:
+        bm = -(-bm // 12) * 6
     return bm, bn, bk
 
 
