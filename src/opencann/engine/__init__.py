@@ -1,6 +1,9 @@
-"""The graph engine: binds ops, checks graphs, and executes them (the reference interpreter now;
-passes, fusion, placement and memory planning as they land)."""
+"""The graph engine: binds ops, checks graphs, and executes them: the reference interpreter, and
+for the `cpu` backend placement, fusion, lowering to tile kernels, memory planning and the
+compiled executor."""
 
+from .executor import CpuExecutor
 from .interpreter import Interpreter, bind_ops
+from .placement import Placement, Step, place
 
-__all__ = ["Interpreter", "bind_ops"]
+__all__ = ["CpuExecutor", "Interpreter", "Placement", "Step", "bind_ops", "place"]
