@@ -287,8 +287,8 @@ static void oc_micro_generic(int K, const float *a, int lda, const float *b, flo
 /* floats of scratch that oc_dot_f32 needs for its packed panels */
 #define OC_DOT_SCRATCH(M, N, K) ((size_t)((M) + 8) * (K) + (size_t)((N) + 32) * (K) + 64)
 
-static void oc_dot_f32_bt(int M, int N, int K, const float *A, const float *B, int b_trans,
-                          float *C, float *pack) {
+static void oc_dot_f32_lda(int M, int N, int K, const float *A, int64_t lda, const float *B,
+                           int b_trans, float *C, float *pack) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   int lvl = oc_isa_level();
   int MR = lvl ? 6 : 4, NR = lvl == 2 ? 32 : (lvl == 1 ? 16 : 8);
@@ -301,19 +301,24 @@ static void oc_dot_f32_bt(int M, int N, int K, const float *A, const float *B, i
   for (int j0 = 0; j0 < N; j0 += NR) {
     const float *bp = Bp + (size_t)(j0 / NR) * NR * K;
     for (int i0 = 0; i0 < M; i0 += MR) {
-      const float *ap = A + (size_t)i0 * K;
+      const float *ap = A + (size_t)i0 * lda;
       float *c = C + (size_t)i0 * N + j0;
       int mr = OC_MIN(MR, M - i0), nr = OC_MIN(NR, N - j0);
 #ifdef OC_X86
-      if (lvl == 2) { oc_micro_avx512(K, ap, K, bp, c, N, mr, nr); continue; }
-      if (lvl == 1) { oc_micro_avx2(K, ap, K, bp, c, N, mr, nr); continue; }
+      if (lvl == 2) { oc_micro_avx512(K, ap, (int)lda, bp, c, N, mr, nr); continue; }
+      if (lvl == 1) { oc_micro_avx2(K, ap, (int)lda, bp, c, N, mr, nr); continue; }
 #endif
-      oc_micro_generic(K, ap, K, bp, c, N, mr, nr);
+      oc_micro_generic(K, ap, (int)lda, bp, c, N, mr, nr);
     }
   }
 }
 
+static void oc_dot_f32_bt(int M, int N, int K, const float *A, const float *B, int b_trans,
+                          float *C, float *pack) {
+  oc_dot_f32_lda(M, N, K, A, K, B, b_trans, C, pack);
+}
+
 static void oc_dot_f32(int M, int N, int K, const float *A, const float *B, float *C, float *pack) {
-  oc_dot_f32_bt(M, N, K, A, B, 0, C, pack);
+  oc_dot_f32_lda(M, N, K, A, K, B, 0, C, pack);
 }
 """

@@ -133,6 +133,7 @@ class _Gen:
         self.block_of: dict = {}
         self.results: dict = defaultdict(list)
         self.force_buf: set = set()
+        self.direct_a: set = set()
         self._aff: dict = {}
         self.scratch = 0
         self.ntmp = 0
@@ -254,6 +255,21 @@ class _Gen:
                 continue  # in place at other offsets: the load must see the old values
             if len(v.srcs) == 1 or (len(u.srcs) > 2 and u.srcs[2] is v.srcs[1]):
                 self.kind[v.id] = "load"
+
+    def find_direct_dot_operands(self):
+        """A float32 (M, K) load read only by a `dot` as its left operand, from rows that are
+        contiguous in memory, is not copied when the block lies wholly inside the tensor: the
+        micro-kernel reads the rows where they are."""
+        for v in self.k.body.walk():
+            if v.op != "dot":
+                continue
+            a = v.srcs[0]
+            us = self.users[a.id]
+            aff = self.affine(a.srcs[0]) if a.op == "load" else None
+            if (aff is not None and self.kind.get(a.id) == "buf" and len(a.shape) == 2
+                    and len(us) == 1 and us[0][0] is v and self.block_of[a.id] is self.block_of[v.id]
+                    and a.srcs[0].dtype.elem is _dt.float32 and aff[1][1] == 1):
+                self.direct_a.add(a.id)
 
     def kind_of(self, v: Value) -> str:
         op = v.op
@@ -659,12 +675,39 @@ class _Gen:
         name = self.alloc_value(v)
         base = self.ptr_base(p)
         shape = v.shape
+        if mask is None and v.id in self.direct_a:
+            a = self.affine(p)
+            self.line(f"const float *pa{v.id} = &{base}[{self.aff_expr(a, ['0', '0'])}];")
+            self.line(f"const int64_t lda{v.id} = {a[1][0]};")
+            return
         if mask is None:
             self.loops(shape, lambda idx: self.line(
                 f"{name}[{self.flat(shape, idx)}] = {self.load_conv(d, f'{base}[{self.ptr_off(p, idx)}]')};"))
             return
         lo_l, hi_l, residual = self.region(mask, shape)
         lo, hi, partial = self.bounds(shape, lo_l, hi_l)
+        if v.id in self.direct_a and not residual:
+            # a whole block: the dot reads it in place; a partial one is copied and padded
+            a = self.affine(p)
+            self.line(f"const float *pa{v.id} = {name};")
+            self.line(f"int64_t lda{v.id} = {shape[1]};")
+            if partial:
+                self.line(f"if (!({' || '.join(partial)})) {{")
+            else:
+                self.line("{")
+            self.line(f"  pa{v.id} = &{base}[{self.aff_expr(a, ['0', '0'])}];")
+            self.line(f"  lda{v.id} = {a[1][0]};")
+            if not partial:
+                self.line("}")
+                return
+            self.line("} else {")
+            self.ind += 1
+            self.direct_a_copy(v, name, base, p, d, other, shape, lo, hi)
+            self.ind -= 1
+            self.line("}")
+            return
+        if v.id in self.direct_a:
+            self.direct_a.discard(v.id)
         if partial:
             self.line(f"if ({' || '.join(partial)}) {{")
             self.ind += 1
@@ -680,6 +723,13 @@ class _Gen:
             self.line(f"{name}[{self.flat(shape, idx)}] = {val};")
 
         self.loops(shape, body, lo, hi)
+
+    def direct_a_copy(self, v, name, base, p, d, other, shape, lo, hi):
+        self.loops(shape, lambda idx: self.line(
+            f"{name}[{self.flat(shape, idx)}] = {self.elem(other, self.bidx(other, idx))};"))
+        self.loops(shape, lambda idx: self.line(
+            f"{name}[{self.flat(shape, idx)}] = "
+            f"{self.load_conv(d, f'{base}[{self.ptr_off(p, idx)}]')};"), lo, hi)
 
     def emit_store(self, v: Value):
         p, val = v.srcs[:2]
@@ -790,7 +840,11 @@ class _Gen:
                 self.loops(v.shape, lambda idx: self.line(
                     f"{name}[{self.flat(v.shape, idx)}] = {self.elem(acc, idx)};"))
         pack = self.alloc("float", (M + 8) * K + (N + 32) * K + 64, self.tmp("pack"))
-        self.line(f"oc_dot_f32_bt({M}, {N}, {K}, {ab}, {bb}, {int(b_trans)}, {name}, {pack});")
+        if a.id in self.direct_a:
+            ab, lda = f"pa{a.id}", f"lda{a.id}"
+        else:
+            lda = K
+        self.line(f"oc_dot_f32_lda({M}, {N}, {K}, {ab}, {lda}, {bb}, {int(b_trans)}, {name}, {pack});")
 
     def emit_for(self, f: Value):
         body = f.arg
@@ -851,6 +905,7 @@ class _Gen:
         self.index(k.body)
         self.plan()
         self.fuse_loads()
+        self.find_direct_dot_operands()
         self.ind = 3
         self.emit_block(k.body)
         body = self.out
