@@ -60,7 +60,37 @@ def batched_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
 
 
 class _Interpreter(Interpreter):
-    """The reference interpreter with `batched_matmul` for stacked MatMuls (same values)."""
+    """The reference interpreter with `batched_matmul` for stacked MatMuls (same values), dropping
+    each value after its last reader (a training graph's activations would otherwise all live to
+    the end of the backward pass)."""
+
+    def __init__(self, graph: Graph, model_name: str, check_types: bool = True):
+        super().__init__(graph, model_name, check_types)
+        self._flat = not any(n.subgraphs() for n in graph.nodes)
+        keep = {id(v) for v in graph.outputs}
+        last: dict[int, int] = {}
+        for i, n in enumerate(graph.nodes):
+            for v in n.inputs:
+                if v is not None:
+                    last[id(v)] = i
+        drops: list[list[int]] = [[] for _ in graph.nodes]
+        for vid, i in last.items():
+            if vid not in keep:
+                drops[i].append(vid)
+        self._drops = drops
+
+    def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        if not self._flat:  # bodies read outer values: keep everything, as the base class does
+            return super().run(feeds)
+        g = self.graph
+        env: dict[int, Any] = {id(v): feeds[v.name] for v in g.inputs}
+        for c in g.constants:
+            env[id(c)] = c.const
+        for n, drop in zip(g.nodes, self._drops):
+            self._run_node(n, env)
+            for vid in drop:
+                env.pop(vid, None)
+        return {v.name: env[id(v)] for v in g.outputs}
 
     def _run_node(self, n, env) -> None:
         if n.op == "MatMul" and not n.domain:
