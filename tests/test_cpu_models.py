@@ -6,8 +6,8 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-import opencann  # noqa: E402
-from opencann import zoo  # noqa: E402
+import opencann
+from opencann import zoo
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not opencann.backends.get("cpu").is_available(),
@@ -31,13 +31,13 @@ def test_zoo_model_on_cpu_matches_onnxruntime(name, assert_close):
     assert "cpu kernel launches" in report
     first = {k: v.copy() for k, v in model.run(feeds).items()}
     ours = model.run(feeds)  # the second run writes the planned arena
-    for k in first:
-        assert (ours[k] == first[k]).all()
+    for k, v in first.items():
+        assert (ours[k] == v).all()
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     theirs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
     assert set(ours) == set(theirs)
-    for k in theirs:
-        assert_close(ours[k], theirs[k])
+    for k, v in theirs.items():
+        assert_close(ours[k], v)
 
 
 def test_minilm_on_cpu_fuses_gemm_epilogues_and_runs_any_sequence_length():

@@ -17,7 +17,7 @@ from opencann import tile
 
 from ..ops.math.kernels.gemm import batched_gemm
 
-__all__ = ["im2col_rows_kernel", "conv2d_rows"]
+__all__ = ["conv2d_rows", "im2col_rows_kernel"]
 
 
 @tile.kernel(do_not_specialize=("C", "H", "W", "OH", "OW", "PH", "PW", "c0", "K"))

@@ -13,6 +13,7 @@ a profile is active.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import ChainMap
@@ -123,7 +124,7 @@ class CpuExecutor:
             tok = context.set_node(n)
             try:
                 result = ref(*args, **attrs)
-            except Exception as e:  # noqa: BLE001 - re-raised with the node named
+            except Exception as e:
                 raise ExecutionError(f"model {model!r}: {n.describe()} failed on inputs "
                                      f"({_describe_inputs(args)}): {type(e).__name__}: {e}") from e
             finally:
@@ -250,11 +251,10 @@ class CpuExecutor:
                          for v in n.inputs]
                 nouts = [env[self._slot[id(v)]] for v in n.outputs
                          if id(v) in self._slot and env[self._slot[id(v)]] is not None] or arrays
-                if all(isinstance(a, np.ndarray) for a in nargs if a is not None):
-                    try:
+                # a fused group's intermediates are gone: count the nodes whose inputs remain
+                if all(isinstance(a, np.ndarray) for a, v in zip(nargs, n.inputs) if v is not None):
+                    with contextlib.suppress(Exception):
                         flops += cost.flops(n.op, attrs, nargs, nouts)
-                    except Exception:  # noqa: BLE001 - an intermediate of a fused group is gone
-                        pass
             kernel = st.kernel if st.device == "cpu" else f"ref:{st.nodes[0].op}"
             prof.add(profiler.Slice(st.name, st.op, kernel, t0, dt, flops=flops,
                                     bytes=cost.nbytes(args) + cost.nbytes(arrays)))

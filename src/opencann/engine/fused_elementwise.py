@@ -25,8 +25,14 @@ import numpy as np
 
 from opencann import tile
 
-__all__ = ["BINARY", "UNARY", "MAX_INPUTS", "ElementwiseProgram", "fused_elementwise_kernel",
-           "evaluate_numpy"]
+__all__ = [
+    "BINARY",
+    "MAX_INPUTS",
+    "UNARY",
+    "ElementwiseProgram",
+    "evaluate_numpy",
+    "fused_elementwise_kernel",
+]
 
 MAX_INPUTS = 4
 BLOCK = 2048

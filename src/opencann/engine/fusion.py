@@ -30,7 +30,7 @@ from . import lower_cpu
 from .fused_elementwise import MAX_INPUTS, ElementwiseProgram, evaluate_numpy
 from .lower_cpu import Lowered, const_of, is_f32
 
-__all__ = ["FusionGroup", "find_groups", "EW_OPS", "elementwise_program"]
+__all__ = ["EW_OPS", "FusionGroup", "elementwise_program", "find_groups"]
 
 # ONNX op -> (program op, arity)
 EW_OPS = {"Add": ("add", 2), "Sub": ("sub", 2), "Mul": ("mul", 2), "Div": ("div", 2),
@@ -82,9 +82,7 @@ def is_elementwise(n: Node) -> bool:
     if spec is None or n.domain not in ("", "ai.onnx") or len(n.outputs) != 1:
         return False
     ins = [v for v in n.inputs if v is not None]
-    if len(ins) != spec[1] or not all(is_f32(v) for v in ins) or not is_f32(n.outputs[0]):
-        return False
-    return True
+    return len(ins) == spec[1] and all(is_f32(v) for v in ins) and is_f32(n.outputs[0])
 
 
 def elementwise_program(nodes: list[Node], fixed: dict[int, int] | None = None):
@@ -184,7 +182,7 @@ def _attention_call(scale: float, has_mask: bool):
 
     def fn(q, kt, v, mask=None):
         k = kt.swapaxes(-1, -2)
-        b, h, sq, d = q.shape
+        b = q.shape[0]
         if q.shape[:2] != k.shape[:2] or k.shape != v.shape:
             return (unfused(q, k, v, mask),)
         kpm = None
@@ -281,7 +279,7 @@ class _Fuser:
         return None
 
     def gemm_group(self, n: Node) -> FusionGroup | str:
-        d, attrs = self.bound[id(n)]
+        _d, attrs = self.bound[id(n)]
         plan = lower_cpu.matmul_plan(n, attrs)
         if isinstance(plan, str):
             return plan
@@ -336,7 +334,7 @@ class _Fuser:
         return FusionGroup("gemm", nodes, Lowered(fn, ins, kernel), cur, parts)
 
     def conv_group(self, n: Node) -> FusionGroup | str:
-        d, attrs = self.bound[id(n)]
+        _d, attrs = self.bound[id(n)]
         low = lower_cpu.lower(n, attrs)
         if isinstance(low, str):
             return low

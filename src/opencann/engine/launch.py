@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Prepared", "Checked"]
+__all__ = ["Checked", "Prepared"]
 
 
 class Prepared:
     """One kernel launch with its program, grid and scalar arguments fixed; call it with the
     array arguments (the non-None arrays of `args`, in order)."""
 
-    __slots__ = ("fn", "grid", "args", "ptr_pos")
+    __slots__ = ("args", "fn", "grid", "ptr_pos")
 
     def __init__(self, kernel, grid, args, meta):
         runtime, _ = kernel.bind(args, meta)

@@ -11,8 +11,8 @@ covers what runs one node per kernel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from ..ops.nn.kernels import softmax as softmax_k
 from .conv_cpu import conv2d_rows
 from .launch import Checked, Prepared
 
-__all__ = ["Lowered", "LOWERINGS", "lower", "is_f32", "const_of", "MatMulPlan", "matmul_plan"]
+__all__ = ["LOWERINGS", "Lowered", "MatMulPlan", "const_of", "is_f32", "lower", "matmul_plan"]
 
 
 @dataclass
@@ -92,7 +92,7 @@ def matmul_plan(node: Node, attrs: dict) -> MatMulPlan | str:
         if ra != rb:
             return "batched operands of different ranks"
         sa, sb = a.type.shape[:-2], b.type.shape[:-2]
-        if any(not (x == y) for x, y in zip(sa, sb)):
+        if any(x != y for x, y in zip(sa, sb)):
             return f"batch dims differ ({list(sa)} vs {list(sb)}): broadcasting batch"
         return MatMulPlan(a, b, None, None, None)
     # Gemm: alpha * A' B' + beta * C
@@ -207,8 +207,8 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
                            None if res is None else dummy, m, n, k, k, 1, n, 1, n, 1, n, 1,
                            strides[0], strides[1], m * n,
                            m * n if res is not None and batch > 1 else 0],
-                          dict(BM=bm, BN=bn, BK=bk, HAS_BIAS=has_bias, ACT=activation,
-                               HAS_RES=res is not None))
+                          {"BM": bm, "BN": bn, "BK": bk, "HAS_BIAS": has_bias, "ACT": activation,
+                               "HAS_RES": res is not None})
         extra = [] if bias is None else [bias]
 
         def run(out, *args):
@@ -393,7 +393,7 @@ def _lower_layernorm(node: Node, attrs: dict):
         dummy = np.empty(1, np.float32)
         launch = Prepared(norm_k.layer_norm_kernel, ((r + rows - 1) // rows,),
                           [dummy, dummy, None if bc is None else dummy, dummy, r, n, float(eps)],
-                          dict(HAS_W=True, HAS_B=bc is not None, ROWS=rows, BLOCK=block))
+                          {"HAS_W": True, "HAS_B": bc is not None, "ROWS": rows, "BLOCK": block})
         ws = [wc] if bc is None else [wc, bc]
 
         def run(out, x):
@@ -401,7 +401,7 @@ def _lower_layernorm(node: Node, attrs: dict):
             launch(x, *ws, out)
         return run, x.shape
 
-    slow = lambda x: (norm_k.layer_norm(x, wc, bc, eps),)  # noqa: E731
+    slow = lambda x: (norm_k.layer_norm(x, wc, bc, eps),)
     return Lowered(Checked(_shapes, prepare, slow), [node.inputs[0]], "layer_norm")
 
 

@@ -12,14 +12,14 @@ fallbacks and the fusion groups.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-from ..ir import Graph, Node, TensorType, Value
+from ..ir import Graph, Node, Value
 from . import lower_cpu
 from .fusion import EW_OPS, FusionGroup, find_groups
 
-__all__ = ["Step", "Placement", "place"]
+__all__ = ["Placement", "Step", "place"]
 
 
 @dataclass
@@ -69,10 +69,10 @@ class Placement:
         cpu = [s for s in self.steps if s.device == "cpu"]
         ref = self.fallbacks
         fused_nodes = sum(len(g.nodes) for g in self.groups if len(g.nodes) > 1)
-        lines = [f"placement of model {self.model!r} on cpu: {self.n_nodes} nodes -> "
+        lines = [(f"placement of model {self.model!r} on cpu: {self.n_nodes} nodes -> "
                  f"{len(self.steps)} steps ({len(cpu)} cpu kernel launches, {len(ref)} nodes on ref); "
                  f"{sum(len(s.nodes) for s in cpu)} nodes on cpu, {fused_nodes} of them in "
-                 f"{sum(1 for g in self.groups if len(g.nodes) > 1)} fusion groups"]
+                 f"{sum(1 for g in self.groups if len(g.nodes) > 1)} fusion groups")]
         kinds = Counter(s.kernel for s in cpu)
         lines.append("cpu kernels: " + ", ".join(f"{k} x{c}" for k, c in kinds.most_common()))
         multi = [g for g in self.groups if len(g.nodes) > 1]
