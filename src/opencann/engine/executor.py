@@ -53,7 +53,7 @@ class CpuExecutor:
         self.bound = bind_ops(graph, model_name)
         self.placement: Placement = place(graph, self.bound, model_name, fuse)
         self._interp = None
-        self._env = None
+        self._running = threading.local()  # this thread's slots, for bodies of If/Loop/Scan
         slot: dict[int, int] = {}
         self._slot = slot
 
@@ -147,7 +147,7 @@ class CpuExecutor:
         interp, slots, env_ref = self._interp, self._slot, self
 
         def run(*args):
-            env = env_ref._env
+            env = env_ref._running.env
             outer = {vid: env[s] for vid, s in slots.items() if env[s] is not None}
             stack = [outer]
 
@@ -169,7 +169,7 @@ class CpuExecutor:
     # --- running ------------------------------------------------------------------------------
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
         env = self._template.copy()
-        self._env = env
+        self._running.env = env
         env.append(None)  # slot -1: an omitted optional input
         for name, s in self._inputs:
             env[s] = feeds[name]
@@ -191,7 +191,7 @@ class CpuExecutor:
                     self._run_arena(env, bufs)
             finally:
                 self._arena_lock.release()
-        self._env = None
+        self._running.env = None
         return {name: env[s] for name, s in self._outputs}
 
     def _run_plain(self, env, sizes: dict | None = None) -> None:
@@ -283,6 +283,7 @@ class CpuExecutor:
         env = self._template.copy() + [None]
         for name, s in self._inputs:
             env[s] = feeds[name]
+        self._running.env = env
         for fn, ins, outs, _ in self._steps:
             res = fn(*[env[i] for i in ins])
             for s, x in zip(outs, res):
