@@ -1,7 +1,5 @@
 """Shared test helpers, and the conformance count printed at the end of a run."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -38,7 +36,9 @@ def pytest_runtest_logreport(report):
 def pytest_terminal_summary(terminalreporter):
     total = _conformance["passed"] + _conformance["failed"]
     if total:
-        backend = os.environ.get("OPENCANN_BACKEND", "ref")
+        from opencann.backend import default_backend
+
+        backend = default_backend()
         terminalreporter.write_line(
             f"ONNX node conformance (backend {backend}, {total} cases): "
             f"{_conformance['passed']} passed, {_conformance['failed']} failed")
