@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     p.add_argument("--inductor-steps", type=int, default=10, help="timed Inductor steps (after its compile step)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--no-inductor", action="store_true")
+    p.add_argument("--engines", default="ref,cpu", help="opencann executors to measure (comma-separated)")
     args = p.parse_args(argv)
 
     import torch
@@ -91,27 +92,34 @@ def main(argv=None) -> int:
     base = build(args)
     data = batches(args)
 
-    eager, ours = copy.deepcopy(base), copy.deepcopy(base)
-    compiled = torch.compile(ours, backend="opencann")
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    eager = copy.deepcopy(base)
     opt_e = torch.optim.AdamW(eager.parameters(), lr=args.lr)
-    opt_o = torch.optim.AdamW(ours.parameters(), lr=args.lr)
-    t_eager, t_ours, worst_loss, first_grad = [], [], 0.0, None
-    ok = True
+    ours = {e: copy.deepcopy(base) for e in engines}
+    compiled = {e: torch.compile(m, backend="opencann", options={"engine": e}) for e, m in ours.items()}
+    opts = {e: torch.optim.AdamW(m.parameters(), lr=args.lr) for e, m in ours.items()}
+    t_eager: list[float] = []
+    t_ours: dict[str, list[float]] = {e: [] for e in engines}
+    worst_loss = 0.0
+    first_grad = (0.0, "")
     for i, ids in enumerate(data):
+        # one step of each, back to back, so a busy machine slows all of them alike
         t = time.perf_counter()
         loss_e = step(eager, opt_e, ids)
         t_eager.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        loss_o = step(compiled, opt_o, ids)
-        t_ours.append(time.perf_counter() - t)
-        rel = abs(loss_o.item() - loss_e.item()) / abs(loss_e.item())
-        worst_loss = max(worst_loss, rel)
-        if i == 0:
-            first_grad = max((max_rel(po.grad, pe.grad), name) for (name, pe), po
-                             in zip(eager.named_parameters(), ours.parameters()))
-        print(f"step {i:2d}: loss eager {loss_e.item():.6f}  opencann {loss_o.item():.6f}  rel diff {rel:.1e}  "
-              f"step eager {t_eager[-1] * 1e3:7.1f} ms  opencann {t_ours[-1] * 1e3:7.1f} ms", flush=True)
-        for opt, t_list in ((opt_e, t_eager), (opt_o, t_ours)):
+        line = f"step {i:2d}: loss eager {loss_e.item():.6f} {t_eager[-1] * 1e3:7.1f} ms"
+        for e in engines:
+            t = time.perf_counter()
+            loss_o = step(compiled[e], opts[e], ids)
+            t_ours[e].append(time.perf_counter() - t)
+            rel = abs(loss_o.item() - loss_e.item()) / abs(loss_e.item())
+            worst_loss = max(worst_loss, rel)
+            if i == 0:
+                first_grad = max([first_grad] + [(max_rel(po.grad, pe.grad), f"{name} ({e})") for (name, pe), po
+                                                 in zip(eager.named_parameters(), ours[e].parameters())])
+            line += f" | opencann[{e}] {loss_o.item():.6f} (rel {rel:.1e}) {t_ours[e][-1] * 1e3:7.1f} ms"
+        print(line, flush=True)
+        for opt, t_list in [(opt_e, t_eager)] + [(opts[e], t_ours[e]) for e in engines]:
             t = time.perf_counter()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -124,29 +132,37 @@ def main(argv=None) -> int:
 
     # the first step compiles; time the steady state. Median and best of the steps: on a shared
     # machine the best is the steadier measure of what each path costs.
-    e_ms = statistics.median(t_eager[1:] or t_eager) * 1e3
-    o_ms = statistics.median(t_ours[1:] or t_ours) * 1e3
-    e_best, o_best = min(t_eager[1:] or t_eager) * 1e3, min(t_ours[1:] or t_ours) * 1e3
+    def stats(ts):
+        rest = ts[1:] or ts
+        return statistics.median(rest) * 1e3, min(rest) * 1e3
+
+    e_ms, e_best = stats(t_eager)
     print("\nstep time (after the first step; forward + backward + AdamW):  median      best")
-    print(f"  eager      {e_ms:8.1f} ms {e_best:8.1f} ms")
-    i_ms = None
+    print(f"  eager            {e_ms:8.1f} ms {e_best:8.1f} ms")
+    i_ms = i_best = None
     if args.no_inductor:
-        print("  inductor   skipped (--no-inductor)")
+        print("  inductor         skipped (--no-inductor)")
     else:
         times, why = run_inductor(base, data, args)
         if times:
-            i_ms = statistics.median(times[1:] or times) * 1e3
-            i_best = min(times[1:] or times) * 1e3
-            print(f"  inductor   {i_ms:8.1f} ms {i_best:8.1f} ms   (first step, with compile: {times[0]:.1f} s)")
+            i_ms, i_best = stats(times)
+            print(f"  inductor         {i_ms:8.1f} ms {i_best:8.1f} ms   (first step, with compile: {times[0]:.1f} s)")
         else:
-            print(f"  inductor   could not compile on this machine: {why}")
-    print(f"  opencann   {o_ms:8.1f} ms {o_best:8.1f} ms   (first step, with compile: {t_ours[0]:.1f} s; "
-          "engine: reference interpreter)")
+            print(f"  inductor         could not compile on this machine: {why}")
+    ours_ms = {}
+    for e in engines:
+        ours_ms[e] = stats(t_ours[e])
+        print(f"  opencann[{e:3s}]    {ours_ms[e][0]:8.1f} ms {ours_ms[e][1]:8.1f} ms   "
+              f"(first step, with compile: {t_ours[e][0]:.1f} s)")
     print("\nratios (step time, median / best; below 1 means opencann is faster):")
-    print(f"  opencann / eager     {o_ms / e_ms:6.2f}x  {o_best / e_best:6.2f}x")
+    for e in engines:
+        o_ms, o_best = ours_ms[e]
+        print(f"  opencann[{e}] / eager     {o_ms / e_ms:6.2f}x  {o_best / e_best:6.2f}x")
+        if i_ms is not None:
+            print(f"  opencann[{e}] / inductor  {o_ms / i_ms:6.2f}x  {o_best / i_best:6.2f}x")
     if i_ms is not None:
-        print(f"  opencann / inductor  {o_ms / i_ms:6.2f}x  {o_best / i_best:6.2f}x")
-        print(f"  inductor / eager     {i_ms / e_ms:6.2f}x  {i_best / e_best:6.2f}x")
+        print(f"  inductor / eager          {i_ms / e_ms:6.2f}x  {i_best / e_best:6.2f}x")
+    o_ms = min(ours_ms[e][0] for e in engines)
     target = "reached" if o_ms <= e_ms else "not reached"
     print(f"target (opencann no slower than eager): {target}")
     print("training agrees with eager: " + ("yes" if ok else "NO"))
