@@ -254,3 +254,17 @@ def test_gemm_residual_through_reshape():
     gemm = [gr for gr in groups if gr.kind == "gemm"]
     assert gemm and gemm[0].parts == ["bias", "reshape", "residual"]
     _check_all(g, {"x": rng.standard_normal((2, 3, 16)).astype(np.float32)})
+
+
+def test_clamped_relu_is_not_taken_for_relu():
+    """ReLU6 equals ReLU on small inputs; the epilogue must not fold it as ReLU."""
+    g = Graph("relu6", {"": 18})
+    x = g.add_input("x", TensorType(F32, (4, 8)))
+    (m,) = g.add_node("MatMul", [x, _const(g, "w", rng.standard_normal((8, 8)) * 10)], ["m"])
+    (r,) = g.add_node("Max", [m, _const(g, "zero", 0.0)], ["r"])
+    (y,) = g.add_node("Min", [r, _const(g, "six", 6.0)], ["y"])
+    g.outputs = [y]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    assert [(gr.kind, gr.parts) for gr in groups] == [("gemm", []), ("elementwise", ["2 ops"])]
+    _check_all(g, {"x": rng.standard_normal((4, 8)).astype(np.float32)})
