@@ -61,7 +61,7 @@ def _binary(op, x, y):
             return x * x
         if y == 3.0:
             return x * x * x
-        if y == 0.5:
+        if y == 0.5:  # as NumPy's power does: sqrt(-inf) is NaN and sqrt(-0) is -0
             return tile.sqrt(x)
     return x ** y
 
