@@ -12,6 +12,7 @@ PRELUDE = r"""
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <omp.h>
 
 #define OC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define OC_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -928,12 +928,15 @@ class _Gen:
                 self.line(f"const float a_{p.arg} = (float)a_{p.arg}_d;")
         self.line("const int64_t oc_total = g0 * g1 * g2;")
         self.line("if (oc_total <= 0) return;")
+        self.line("const int64_t oc_chunk = OC_MAX(oc_total / (16 * (int64_t)omp_get_max_threads()), 1);")
         self.line("#pragma omp parallel if (oc_total > 1)")
         self.line("{")
         self.ind = 2
         self.line(f"char *oc_sp = oc_scratch({self.scratch});")
         self.line("(void)oc_sp;")
-        self.line("#pragma omp for schedule(guided)")  # balances when a core is busy elsewhere
+        # chunks of about 1/16 of a thread's share, handed out on demand: a thread that the OS
+        # deschedules (another process wants the core) holds back little work at the barrier
+        self.line("#pragma omp for schedule(dynamic, oc_chunk)")
         self.line("for (int64_t oc_pid = 0; oc_pid < oc_total; oc_pid++) {")
         self.ind = 3
         self.line("const int64_t pid0 = oc_pid % g0, pid1 = (oc_pid / g0) % g1, pid2 = oc_pid / (g0 * g1);")
