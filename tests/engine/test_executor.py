@@ -108,3 +108,9 @@ def test_arena_runs_match_and_reuse_buffers():
     assert sum(s is not None for s in ex._arena_slot) == 7
     assert ex.arena_plan.arena_bytes <= 2 * 5 * 32 * 4 + 64
     assert "arena" in ex.report()
+
+
+def test_kernel_failure_names_the_node():
+    ex = CpuExecutor(_chain(), "chain")
+    with pytest.raises(opencann.errors.ExecutionError, match="gemm for node 'mm'"):
+        ex.run({"x": np.ones((3, 7), np.float32)})  # K=7 does not match the weight's 16

@@ -196,7 +196,11 @@ class CpuExecutor:
 
     def _run_plain(self, env, sizes: dict | None = None) -> None:
         for i, (fn, ins, outs, frees) in enumerate(self._steps):
-            res = fn(*[env[j] for j in ins])
+            args = [env[j] for j in ins]
+            try:
+                res = fn(*args)
+            except Exception as e:
+                raise self._step_error(i, args, e) from e
             for s, x in zip(outs, res):
                 env[s] = x
             if sizes is not None and self._arena_slot[i] is not None:
@@ -207,16 +211,30 @@ class CpuExecutor:
                 env[s] = None
 
     def _run_arena(self, env, bufs) -> None:
-        for (fn, ins, outs, frees), buf in zip(self._steps, bufs):
+        for i, ((fn, ins, outs, frees), buf) in enumerate(zip(self._steps, bufs)):
             args = [env[j] for j in ins]
-            if buf is not None and fn.into(buf, *args):
-                env[outs[0]] = buf
-            else:
-                res = fn(*args)
+            try:
+                if buf is not None and fn.into(buf, *args):
+                    env[outs[0]] = buf
+                    res = None
+                else:
+                    res = fn(*args)
+            except Exception as e:
+                raise self._step_error(i, args, e) from e
+            if res is not None:
                 for s, x in zip(outs, res):
                     env[s] = x
             for s in frees:
                 env[s] = None
+
+    def _step_error(self, i: int, args, e: Exception) -> Exception:
+        if isinstance(e, ExecutionError):  # a reference's failure, already named
+            return e
+        st = self.placement.steps[i]
+        nodes = ", ".join(n.describe() for n in st.nodes)
+        return ExecutionError(f"model {self.model_name!r}: cpu kernel {st.kernel} for {nodes} failed on "
+                              f"inputs ({_describe_inputs(args)}): {type(e).__name__}: {e}. Compile "
+                              f"with backend='ref' to run the references instead")
 
     def _make_arena(self, shapes: dict[int, tuple]) -> list:
         """Buffers in one arena for the steps that can write them, for the shapes of one run."""
