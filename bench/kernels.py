@@ -7,7 +7,7 @@ and the best of a block of the peer's, side by side in time, and the round with 
 is reported (bursts of load elsewhere on the machine then shift both figures, not one). A warm-up
 call first compiles (or loads) the kernels. `ratio` > 1 means opencann is better.
 
-    python bench/kernels.py [--quick] [--only gemm] [--json results.json]
+    python bench/kernels.py [--quick] [--only gemm] [--threads 1] [--json results.json]
 """
 
 from __future__ import annotations
@@ -187,10 +187,20 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer shapes and repetitions")
     ap.add_argument("--only", help="run only cases whose name contains this text")
     ap.add_argument("--rounds", type=int, help="rounds over all cases (default 5; 1 with --quick)")
+    ap.add_argument("--threads", type=int, help="threads for both sides (OpenMP and OpenBLAS); "
+                    "1 compares per-core efficiency, which a busy shared machine disturbs least")
     args = ap.parse_args(argv)
-    print(f"# opencann tile kernels (cpu backend) vs peers; {os.cpu_count()} cpus; "
-          f"numpy {np.__version__}; median of 5 paired rounds (best of a block of calls each); ratio > 1: opencann better")
-    rows = run(args.quick, args.only, args.rounds)
+    if args.threads and os.environ.get("_OPENCANN_BENCH_THREADS") != str(args.threads):
+        # thread pools are sized when the libraries load: restart with the environment set
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
+                   OPENBLAS_NUM_THREADS=str(args.threads), _OPENCANN_BENCH_THREADS=str(args.threads))
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env)
+    threads = os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))
+    rounds = args.rounds or (1 if args.quick else 5)
+    print(f"# opencann tile kernels (cpu backend) vs peers; {os.cpu_count()} cpus, {threads} threads; "
+          f"numpy {np.__version__}; median of {rounds} paired rounds (best of a block of calls "
+          "each); ratio > 1: opencann better")
+    rows = run(args.quick, args.only, rounds)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
