@@ -35,7 +35,7 @@ def batches(args):
     return [torch.randint(0, args.vocab, (args.batch, args.seq), generator=gen) for _ in range(args.steps)]
 
 
-def step(model, opt, ids):
+def step(model, ids):
     loss = model(ids, labels=ids).loss
     loss.backward()
     return loss
@@ -43,27 +43,6 @@ def step(model, opt, ids):
 
 def max_rel(a, b) -> float:
     return float((a - b).abs().max() / max(b.abs().max().item(), 1e-12))
-
-
-def run_inductor(base, data, args) -> tuple[list[float], str]:
-    """Step times under Inductor, or an empty list and the reason it could not compile here."""
-    import torch
-
-    model = copy.deepcopy(base)
-    try:
-        compiled = torch.compile(model, backend="inductor")
-        opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
-        times = []
-        for ids in data[:args.inductor_steps + 1]:
-            t = time.perf_counter()
-            step(compiled, opt, ids)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            times.append(time.perf_counter() - t)
-        return times, ""
-    except Exception as e:  # noqa: BLE001 - reported, the benchmark goes on
-        last = traceback.format_exception_only(type(e), e)[-1].strip()
-        return [], last[:300]
 
 
 def main(argv=None) -> int:
@@ -75,7 +54,6 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--vocab", type=int, default=4096)
     p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--inductor-steps", type=int, default=10, help="timed Inductor steps (after its compile step)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--no-inductor", action="store_true")
     p.add_argument("--engines", default="ref,cpu", help="opencann executors to measure (comma-separated)")
@@ -94,36 +72,47 @@ def main(argv=None) -> int:
 
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     eager = copy.deepcopy(base)
-    opt_e = torch.optim.AdamW(eager.parameters(), lr=args.lr)
-    ours = {e: copy.deepcopy(base) for e in engines}
-    compiled = {e: torch.compile(m, backend="opencann", options={"engine": e}) for e, m in ours.items()}
-    opts = {e: torch.optim.AdamW(m.parameters(), lr=args.lr) for e, m in ours.items()}
-    t_eager: list[float] = []
-    t_ours: dict[str, list[float]] = {e: [] for e in engines}
-    worst_loss = 0.0
-    first_grad = (0.0, "")
+    paths = {"eager": (eager, torch.optim.AdamW(eager.parameters(), lr=args.lr))}
+    if not args.no_inductor:
+        m = copy.deepcopy(base)
+        paths["inductor"] = (torch.compile(m, backend="inductor"), torch.optim.AdamW(m.parameters(), lr=args.lr))
+    models = {}
+    for e in engines:
+        models[e] = copy.deepcopy(base)
+        paths[f"opencann[{e}]"] = (torch.compile(models[e], backend="opencann", options={"engine": e}),
+                                   torch.optim.AdamW(models[e].parameters(), lr=args.lr))
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    worst_loss, first_grad, skipped = 0.0, (0.0, ""), {}
     for i, ids in enumerate(data):
-        # one step of each, back to back, so a busy machine slows all of them alike
-        t = time.perf_counter()
-        loss_e = step(eager, opt_e, ids)
-        t_eager.append(time.perf_counter() - t)
-        line = f"step {i:2d}: loss eager {loss_e.item():.6f} {t_eager[-1] * 1e3:7.1f} ms"
-        for e in engines:
+        # one step of each path, back to back, so a busy machine slows all of them alike
+        line = f"step {i:2d}:"
+        loss_e = None
+        for name, (model, opt) in list(paths.items()):
             t = time.perf_counter()
-            loss_o = step(compiled[e], opts[e], ids)
-            t_ours[e].append(time.perf_counter() - t)
-            rel = abs(loss_o.item() - loss_e.item()) / abs(loss_e.item())
-            worst_loss = max(worst_loss, rel)
-            if i == 0:
-                first_grad = max([first_grad] + [(max_rel(po.grad, pe.grad), f"{name} ({e})") for (name, pe), po
-                                                 in zip(eager.named_parameters(), ours[e].parameters())])
-            line += f" | opencann[{e}] {loss_o.item():.6f} (rel {rel:.1e}) {t_ours[e][-1] * 1e3:7.1f} ms"
-        print(line, flush=True)
-        for opt, t_list in [(opt_e, t_eager)] + [(opts[e], t_ours[e]) for e in engines]:
-            t = time.perf_counter()
-            opt.step()
+            try:
+                loss = step(model, ids)
+                opt.step()
+            except Exception as e:
+                if name != "inductor":
+                    raise
+                skipped[name] = traceback.format_exception_only(type(e), e)[-1].strip()[:300]
+                del paths[name], times[name]
+                continue
+            times[name].append(time.perf_counter() - t)
+            if name == "eager":
+                loss_e = loss.item()
+            line += f" | {name} {loss.item():.6f} {times[name][-1] * 1e3:7.1f} ms"
+            if name.startswith("opencann"):
+                rel = abs(loss.item() - loss_e) / abs(loss_e)
+                worst_loss = max(worst_loss, rel)
+                if i == 0:
+                    e = name[len("opencann["):-1]
+                    first_grad = max([first_grad] + [(max_rel(po.grad, pe.grad), f"{pn} ({e})") for (pn, pe), po
+                                                     in zip(eager.named_parameters(), models[e].parameters())])
+        # gradients were compared after the optimizer step, which does not touch them; clear them now
+        for _, opt in paths.values():
             opt.zero_grad(set_to_none=True)
-            t_list[-1] += time.perf_counter() - t
+        print(line, flush=True)
 
     ok = worst_loss <= 1e-3 and first_grad[0] <= 1e-4
     print(f"\nlosses: worst relative difference {worst_loss:.2e} (limit 1e-3)")
@@ -136,35 +125,27 @@ def main(argv=None) -> int:
         rest = ts[1:] or ts
         return statistics.median(rest) * 1e3, min(rest) * 1e3
 
-    e_ms, e_best = stats(t_eager)
-    print("\nstep time (after the first step; forward + backward + AdamW):  median      best")
-    print(f"  eager            {e_ms:8.1f} ms {e_best:8.1f} ms")
-    i_ms = i_best = None
+    print("\nstep time (after the first step; forward + backward + AdamW):  median      best   first step")
+    st = {name: stats(ts) for name, ts in times.items()}
+    for name, ts in times.items():
+        print(f"  {name:16s} {st[name][0]:8.1f} ms {st[name][1]:8.1f} ms {ts[0]:8.1f} s")
     if args.no_inductor:
         print("  inductor         skipped (--no-inductor)")
-    else:
-        times, why = run_inductor(base, data, args)
-        if times:
-            i_ms, i_best = stats(times)
-            print(f"  inductor         {i_ms:8.1f} ms {i_best:8.1f} ms   (first step, with compile: {times[0]:.1f} s)")
-        else:
-            print(f"  inductor         could not compile on this machine: {why}")
-    ours_ms = {}
-    for e in engines:
-        ours_ms[e] = stats(t_ours[e])
-        print(f"  opencann[{e:3s}]    {ours_ms[e][0]:8.1f} ms {ours_ms[e][1]:8.1f} ms   "
-              f"(first step, with compile: {t_ours[e][0]:.1f} s)")
+    for name, why in skipped.items():
+        print(f"  {name:16s} could not compile on this machine: {why}")
     print("\nratios (step time, median / best; below 1 means opencann is faster):")
-    for e in engines:
-        o_ms, o_best = ours_ms[e]
-        print(f"  opencann[{e}] / eager     {o_ms / e_ms:6.2f}x  {o_best / e_best:6.2f}x")
-        if i_ms is not None:
-            print(f"  opencann[{e}] / inductor  {o_ms / i_ms:6.2f}x  {o_best / i_best:6.2f}x")
-    if i_ms is not None:
-        print(f"  inductor / eager          {i_ms / e_ms:6.2f}x  {i_best / e_best:6.2f}x")
-    o_ms = min(ours_ms[e][0] for e in engines)
-    target = "reached" if o_ms <= e_ms else "not reached"
-    print(f"target (opencann no slower than eager): {target}")
+    e_ms, e_best = st["eager"]
+    for name in st:
+        if name.startswith("opencann"):
+            print(f"  {name} / eager     {st[name][0] / e_ms:6.2f}x  {st[name][1] / e_best:6.2f}x")
+            if "inductor" in st:
+                print(f"  {name} / inductor  {st[name][0] / st['inductor'][0]:6.2f}x  "
+                      f"{st[name][1] / st['inductor'][1]:6.2f}x")
+    if "inductor" in st:
+        print(f"  inductor / eager          {st['inductor'][0] / e_ms:6.2f}x  {st['inductor'][1] / e_best:6.2f}x")
+    best_ours = min((v for k, v in st.items() if k.startswith("opencann")), default=(float("inf"),))[0]
+    target = "reached" if best_ours <= e_ms else "not reached"
+    print(f"target (opencann no slower than eager, median): {target}")
     print("training agrees with eager: " + ("yes" if ok else "NO"))
     return 0 if ok else 1
 

@@ -229,3 +229,23 @@ def test_opencann_imports_without_torch():
                           check=False)
     assert done.stdout.strip() == "ok", done.stderr
     assert isinstance(OpenCannError("x"), Exception)
+
+
+@pytest.mark.slow
+def test_resnet18_training_step_matches_eager():
+    # convolution, batch-norm (training statistics) and max-pool gradients on opencann
+    from opencann.zoo import _resnet18
+
+    torch.manual_seed(0)
+    model = _resnet18().train()
+    eager = copy.deepcopy(model)
+    compiled = torch.compile(model, backend="opencann")
+    x = torch.randn(2, 3, 48, 48)
+    out = compiled(x)
+    weights = torch.randn_like(out)  # not a plain sum: its gradient vanishes through the last batch norm
+    (out * weights).sum().backward()
+    (eager(x) * weights).sum().backward()
+    for (name, pe), pc in zip(eager.named_parameters(), model.parameters()):
+        assert max_rel_diff(pc.grad, pe.grad) < 1e-4, name
+    assert max_rel_diff(model.layers[0].b1.running_var, eager.layers[0].b1.running_var) < 1e-5
+    assert not oc.report().fallbacks
