@@ -133,9 +133,9 @@ def main(argv=None) -> int:
     if args.child:
         return _child(args)
 
-    import opencann
+    from opencann.model import BACKENDS
 
-    if args.backend not in opencann.model.BACKENDS:
+    if args.backend not in BACKENDS:
         print(f"backend {args.backend!r} cannot compile models yet; measuring 'ref' instead")
         args.backend = "ref"
     from opencann import zoo

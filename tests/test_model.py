@@ -5,6 +5,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import opencann
+from opencann.ir import Graph
 
 
 @pytest.fixture
@@ -46,4 +47,4 @@ def test_symbol_must_agree_across_inputs(two_input_model):
 
 def test_unknown_backend():
     with pytest.raises(opencann.OpenCannError, match="backend 'tpu9000'"):
-        opencann.compile(opencann.ir.Graph("g"), backend="tpu9000")
+        opencann.compile(Graph("g"), backend="tpu9000")

@@ -152,3 +152,12 @@ def test_pipeline_on_minilm_keeps_outputs_exact():
     assert len(m.graph.nodes) < 0.8 * n_before
     assert sum(n.op == "Shape" for n in m.graph.nodes) < 5
     np.testing.assert_array_equal(Interpreter(m.graph, "m").run(feeds)["embedding"], before)
+
+
+def test_passes_tolerate_omitted_first_inputs(typed):
+    # Scan-8 takes an optional first input (sequence_lens); rules must check the op before reading it
+    from opencann.ir import Node
+
+    g = typed(ATTENTION_RESHAPE)
+    g.nodes.insert(0, Node("Scan", [None], [], {}))
+    assert simplify(g) >= 0

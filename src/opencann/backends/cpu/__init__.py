@@ -16,6 +16,8 @@ from .compiler import KernelCache, find_compiler, host_isa, simd_flags
 
 __all__ = ["CPUBackend"]
 
+from ... import _openmp  # noqa: F401,E402 - the OpenMP wait policy, set before any kernel loads
+
 _ARGTYPES = {"p": ctypes.c_void_p, "i": ctypes.c_int64, "f": ctypes.c_double}
 
 

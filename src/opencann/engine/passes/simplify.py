@@ -23,7 +23,8 @@ def _const_scalar(v):
 # --- x -> y replacements -------------------------------------------------------------------------
 def identity(n: Node):
     """Identity(x) -> x"""
-    return n.inputs[0] if n.op == "Identity" and isinstance(n.inputs[0].type, TensorType) else None
+    return n.inputs[0] if n.op == "Identity" and n.inputs and n.inputs[0] is not None \
+        and isinstance(n.inputs[0].type, TensorType) else None
 
 
 def inference_dropout(n: Node):
@@ -38,8 +39,8 @@ def inference_dropout(n: Node):
 
 def noop_cast(n: Node):
     """Cast(x, to=dtype(x)) -> x"""
-    x = n.inputs[0]
-    if n.op in ("Cast", "CastLike") and _same_type(x, n.outputs[0]):
+    x = n.inputs[0] if n.inputs else None
+    if n.op in ("Cast", "CastLike") and x is not None and _same_type(x, n.outputs[0]):
         return x
     return None
 
@@ -96,9 +97,10 @@ REPLACE_RULES = [identity, inference_dropout, noop_cast, noop_shape_op, neutral_
 # --- node rewrites ----------------------------------------------------------------------------------
 def transpose_of_transpose(n: Node) -> bool:
     """Transpose(Transpose(x, p), q) -> Transpose(x, p[q])"""
-    x = n.inputs[0]
-    inner = x.producer
-    if n.op != "Transpose" or inner is None or inner.op != "Transpose":
+    if n.op != "Transpose" or n.inputs[0] is None:
+        return False
+    inner = n.inputs[0].producer
+    if inner is None or inner.op != "Transpose":
         return False
     p, q = inner.attrs.get("perm"), n.attrs.get("perm")
     if p is None or q is None:
@@ -111,9 +113,10 @@ def transpose_of_transpose(n: Node) -> bool:
 def reshape_of_reshape(n: Node) -> bool:
     """Reshape(Reshape(x, s1), s2) -> Reshape(x, s2) when s2 is constant without 0 (which would copy
     a dim of the intermediate)"""
-    x = n.inputs[0]
-    inner = x.producer
-    if n.op != "Reshape" or inner is None or inner.op != "Reshape" or n.inputs[1].const is None:
+    if n.op != "Reshape" or n.inputs[0] is None:
+        return False
+    inner = n.inputs[0].producer
+    if inner is None or inner.op != "Reshape" or n.inputs[1].const is None:
         return False
     if np.any(n.inputs[1].const == 0):
         return False
