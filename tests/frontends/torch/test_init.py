@@ -249,3 +249,19 @@ def test_resnet18_training_step_matches_eager():
         assert max_rel_diff(pc.grad, pe.grad) < 1e-4, name
     assert max_rel_diff(model.layers[0].b1.running_var, eager.layers[0].b1.running_var) < 1e-5
     assert not oc.report().fallbacks
+
+
+def test_a_lowering_that_fails_sends_its_node_to_eager(monkeypatch):
+    from opencann.frontends.torch import lower
+
+    def broken(L, n, *args, **kwargs):
+        raise lower.LoweringError(f"node {n.name}: broken on purpose")
+
+    monkeypatch.setitem(lower.LOWERINGS, torch.ops.aten.tanh.default, lower.Lowering(broken))
+    f = torch.compile(lambda x: torch.tanh(x * 2) + 1, backend="opencann")
+    x = torch.randn(4)
+    with torch.no_grad():
+        assert torch.allclose(f(x), torch.tanh(x * 2) + 1)
+    r = oc.report()
+    assert r.fallbacks == {"aten.tanh.default": 1}
+    assert r.records[0].reasons["aten.tanh.default"] == "its lowering failed"

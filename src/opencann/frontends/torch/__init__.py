@@ -149,7 +149,7 @@ def compile_aten_graph(gm: torch.fx.GraphModule, example_inputs, name: str, opts
     rejected: set[str] = set()
     nodes = sum(1 for n in gm.graph.nodes if n.op == "call_function")
     attrs = {n.target: _attr(gm, n.target) for n in gm.graph.nodes if n.op == "get_attr"}
-    for _ in range(64):  # each failed lowering sends one more node to eager PyTorch, then retries
+    while True:  # each failed lowering sends one more node to eager PyTorch, then retries (so it ends)
         fb = partition.fallbacks(gm, rejected)
         if fb and not opts["fallback"]:
             raise UnsupportedOpsError(name, {f"{op} ({nodes_[0][1]})": [n for n, _ in nodes_]

@@ -227,10 +227,13 @@ class GraphLowering:
             raise LoweringError(f"node {n.name}: no lowering for {n.target}")
         try:
             out = entry.fn(self, n, *n.args, **n.kwargs)
-        except LoweringError:
+        except LoweringError as e:
+            e.fx_node = getattr(e, "fx_node", None) or n.name  # the node that goes to eager on a retry
             raise
         except Exception as e:
-            raise LoweringError(f"node {n.name} ({n.target}): {type(e).__name__}: {e}") from e
+            err = LoweringError(f"node {n.name} ({n.target}): {type(e).__name__}: {e}")
+            err.fx_node = n.name
+            raise err from e
         return out
 
     def _outputs(self, outs):
