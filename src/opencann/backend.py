@@ -8,30 +8,16 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Sequence
 
 import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep
 
-from . import backends as _backends
 from . import dtypes
 from .frontends.onnx import MAX_OPSET
 from .ir import Graph
-from .model import CompiledModel, compile
-
-
-def default_backend() -> str:
-    """`OPENCANN_BACKEND` if set, else the best backend this machine runs: `cpu` when a C
-    compiler is on PATH, else `ref`."""
-    env = os.environ.get("OPENCANN_BACKEND")
-    if env:
-        return env
-    try:
-        return "cpu" if _backends.get("cpu").is_available() else "ref"
-    except Exception:  # noqa: BLE001 - a broken cpu backend leaves the reference
-        return "ref"
+from .model import CompiledModel, compile, default_backend
 
 
 class OpenCannRep(BackendRep):

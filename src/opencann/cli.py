@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp = sub.add_parser("compile", help="compile a model ahead of time into an .ocm file")
     comp.add_argument("model", help="an .onnx file")
     comp.add_argument("-o", "--output", required=True, help="the .ocm file to write")
-    comp.add_argument("--backend", default=None, help="target backend (default: $OPENCANN_BACKEND or ref)")
+    comp.add_argument("--backend", default=None, help="target backend (default: $OPENCANN_BACKEND, else cpu if a C compiler exists, else ref)")
     comp.add_argument("--input-shape", action="append", metavar="NAME=D1,D2,...", help="pin an input's shape")
     comp.add_argument("--report", action="store_true",
                       help="print the placement report: fusion groups, and nodes that fall back to ref and why")
@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("model", help="an .onnx or .ocm file")
     run.add_argument("--input", "-i", action="append", metavar="NAME=FILE.npy", help="an input (repeat for each)")
     run.add_argument("--output-dir", "-o", metavar="DIR", help="also save each output as DIR/NAME.npy")
-    run.add_argument("--backend", default=None, help="backend to run on (default: $OPENCANN_BACKEND or ref)")
+    run.add_argument("--backend", default=None, help="backend to run on (default: $OPENCANN_BACKEND, else cpu if a C compiler exists, else ref)")
     run.set_defaults(func=cmd_run)
     prof = sub.add_parser("profile", help="profile a model: Chrome trace, op summary CSV, top-ops table")
     prof.add_argument("model", help="an .onnx file")
@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--trace", default="opencann_trace.json", help="Chrome/Perfetto trace file to write")
     prof.add_argument("--summary", default="opencann_ops.csv", help="op summary CSV to write")
     prof.add_argument("--top", type=int, default=15, help="rows of the summary to print")
-    prof.add_argument("--backend", default=None, help="backend to run on (default: $OPENCANN_BACKEND or ref)")
+    prof.add_argument("--backend", default=None, help="backend to run on (default: $OPENCANN_BACKEND, else cpu if a C compiler exists, else ref)")
     prof.set_defaults(func=cmd_profile)
     return p
 

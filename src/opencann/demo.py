@@ -65,7 +65,9 @@ def main() -> int:
     feeds = _tokenize(texts)
     print(f"batch    {len(texts)} sentences, {feeds['input_ids'].shape[1]} tokens (padded)")
 
-    backend = os.environ.get("OPENCANN_BACKEND", "ref")
+    from opencann.model import default_backend
+
+    backend = default_backend()
     t = time.perf_counter()
     model = opencann.compile(path, backend=backend)
     compile_s = time.perf_counter() - t

@@ -1,4 +1,4 @@
-"""The public compile API: `opencann.compile(model, backend="ref") -> CompiledModel`.
+"""The public compile API: `opencann.compile(model, backend=None) -> CompiledModel`.
 
     >>> import opencann, numpy as np
     >>> m = opencann.compile("mlp.onnx")                                # doctest: +SKIP
@@ -22,6 +22,20 @@ from .errors import InputError, OpenCannError
 from .ir import Graph, OptionalType, SequenceType, TensorType, Value
 
 BACKENDS = ("ref", "cpu")
+
+
+def default_backend() -> str:
+    """`OPENCANN_BACKEND` if set, else the best backend this machine runs: `cpu` when a C
+    compiler is on PATH, else `ref`."""
+    env = os.environ.get("OPENCANN_BACKEND")
+    if env:
+        return env
+    try:
+        from . import backends
+
+        return "cpu" if backends.get("cpu").is_available() else "ref"
+    except Exception:  # noqa: BLE001 - a broken cpu backend leaves the reference
+        return "ref"
 
 
 def _model_name(model: Any) -> str:
@@ -66,11 +80,12 @@ def _pin_shapes(graph: Graph, name: str, shapes: dict[str, tuple]) -> None:
 
 def compile(model: Any, backend: str | None = None, *, input_shapes: dict[str, tuple] | None = None,  # noqa: A001
             optimize: bool | None = None) -> "CompiledModel":
-    """Import, check and prepare `model` to run on `backend` (default: the `OPENCANN_BACKEND`
-    environment variable, else "ref"). `model` may also be an .ocm file, which is loaded.
+    """Import, check and prepare `model` to run on `backend` (default: `default_backend()`, i.e.
+    the `OPENCANN_BACKEND` environment variable, else `cpu` where a C compiler exists, else `ref`).
+    `model` may also be an .ocm file, which is loaded.
     `input_shapes` pins inputs' symbolic dims (`{"ids": (1, 128)}`); `optimize` runs the graph
     passes (default: on for every backend but `ref`, which runs the graph as written)."""
-    backend = backend or os.environ.get("OPENCANN_BACKEND") or "ref"
+    backend = backend or default_backend()
     if backend not in BACKENDS:
         raise OpenCannError(f"backend {backend!r} cannot compile models yet; available: {', '.join(BACKENDS)}")
     if _is_ocm(model):

@@ -54,9 +54,10 @@ def opset_map(op: str, domain: str = "", opset: Opset = None) -> dict[str, int]:
 
 def run_op(op: str, inputs: Sequence[Any], attrs: Mapping[str, Any] | None = None, *,
            opset: Opset = None, domain: str = "", outputs: int = 1,
-           consts: Sequence[int] = ()) -> np.ndarray | tuple[np.ndarray, ...]:
+           consts: Sequence[int] = (), backend: str = "ref") -> np.ndarray | tuple[np.ndarray, ...]:
     """Run one `op` node on `inputs` through `opencann.compile` (type inference and the backend's
-    dtype/shape checks included) and return its output, or a tuple when `outputs` > 1.
+    dtype/shape checks included) and return its output, or a tuple when `outputs` > 1. The
+    default `backend` is `ref`: the op's reference, the meaning every other backend is held to.
 
     `inputs` are arrays (anything `np.asarray` takes), fed as graph inputs typed from the arrays;
     the indices in `consts` become graph constants instead (so inference sees their data); None
@@ -77,7 +78,7 @@ def run_op(op: str, inputs: Sequence[Any], attrs: Mapping[str, Any] | None = Non
             feeds[f"x{i}"] = x
     g.outputs.extend(g.add_node(op, ins, [f"y{i}" for i in range(outputs)], dict(attrs or {}),
                                 domain=domain))
-    result = compile(g).run(feeds)
+    result = compile(g, backend=backend).run(feeds)
     ys = tuple(result[f"y{i}"] for i in range(outputs))
     return ys[0] if outputs == 1 else ys
 

@@ -268,3 +268,13 @@ def test_clamped_relu_is_not_taken_for_relu():
     groups, _ = find_groups(g, bind_ops(g, g.name))
     assert [(gr.kind, gr.parts) for gr in groups] == [("gemm", []), ("elementwise", ["2 ops"])]
     _check_all(g, {"x": rng.standard_normal((4, 8)).astype(np.float32)})
+
+
+def test_legacy_broadcast_attributes_are_not_fused_as_numpy_broadcasting():
+    # opset 6 Add broadcasts B along `axis`, not by NumPy's trailing-dims rule
+    from opencann.testing import run_op
+
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    b = np.array([10, 20, 30], np.float32)
+    got = run_op("Add", [a, b], {"broadcast": 1, "axis": 1}, opset=6, backend="cpu")
+    np.testing.assert_array_equal(got, a + b[None, :, None])

@@ -26,7 +26,7 @@ def _model():
 
 @pytest.fixture
 def saved(tmp_path):
-    m = opencann.compile(_model())
+    m = opencann.compile(_model(), backend="ref")
     path = tmp_path / "mlp.ocm"
     m.save(path)
     return m, path

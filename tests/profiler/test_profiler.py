@@ -25,7 +25,7 @@ def _mlp():
 
 
 def test_profile_records_each_node_with_costs():
-    m = opencann.compile(_mlp())
+    m = opencann.compile(_mlp(), backend="ref")
     x = np.ones((8, 64), np.float32)
     with profiler.profile(ROOF) as prof:
         for _ in range(3):
@@ -41,7 +41,7 @@ def test_profile_records_each_node_with_costs():
 
 
 def test_nothing_is_recorded_outside_a_profile():
-    m = opencann.compile(_mlp())
+    m = opencann.compile(_mlp(), backend="ref")
     with profiler.profile(ROOF) as prof:
         pass
     m.run({"x": np.ones((1, 64), np.float32)})
@@ -49,7 +49,7 @@ def test_nothing_is_recorded_outside_a_profile():
 
 
 def test_trace_and_summary_files(tmp_path):
-    m = opencann.compile(_mlp())
+    m = opencann.compile(_mlp(), backend="ref")
     with profiler.profile(ROOF) as prof:
         m.run({"x": np.ones((2, 64), np.float32)})
     prof.write_trace(tmp_path / "t.json")

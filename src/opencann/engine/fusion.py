@@ -83,6 +83,9 @@ def is_elementwise(n: Node) -> bool:
     spec = EW_OPS.get(n.op)
     if spec is None or n.domain not in ("", "ai.onnx") or len(n.outputs) != 1:
         return False
+    # before opset 7 binary ops broadcast by `broadcast`/`axis` attributes, not NumPy's rules
+    if any(k != "consumed_inputs" for k in n.attrs):
+        return False
     ins = [v for v in n.inputs if v is not None]
     return len(ins) == spec[1] and all(is_f32(v) for v in ins) and is_f32(n.outputs[0])
 
