@@ -64,6 +64,27 @@ def bind_ops(graph: Graph, model_name: str, opset: dict[str, int] | None = None)
     return bound
 
 
+def last_reads(g: Graph) -> dict[int, list[int]]:
+    """Node index -> ids of the node outputs of `g` whose last reader is that node (reads from
+    nested bodies count as reads by the node holding them); graph outputs are never listed."""
+    produced = {id(o) for n in g.nodes for o in n.outputs} - {id(v) for v in g.outputs}
+    last: dict[int, int] = {}
+    for i, n in enumerate(g.nodes):
+        for v in n.inputs:
+            if v is not None:
+                last[id(v)] = i
+        for sg in n.subgraphs():
+            for m in sg.walk():
+                for v in m.inputs:
+                    if v is not None:
+                        last[id(v)] = i
+    out: dict[int, list[int]] = {}
+    for vid, i in last.items():
+        if vid in produced:
+            out.setdefault(i, []).append(vid)
+    return out
+
+
 def _describe_inputs(args) -> str:
     parts = []
     for a in args:
@@ -87,6 +108,7 @@ class Interpreter:
         self.model_name = model_name
         self.check_types = check_types
         self.bound = bind_ops(graph, model_name)
+        self._free_after: dict[int, dict[int, list[int]]] = {}
 
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
         env: dict[int, Any] = {id(v): feeds[v.name] for v in self.graph.inputs}
@@ -109,10 +131,15 @@ class Interpreter:
         return {v.name: env[id(v)] for v in self.graph.outputs}
 
     def _run_graph(self, g: Graph, env) -> None:
+        free = self._free_after.get(id(g))
+        if free is None:
+            free = self._free_after[id(g)] = last_reads(g)
         for c in g.constants:
             env[id(c)] = c.const
-        for n in g.nodes:
+        for i, n in enumerate(g.nodes):
             self._run_node(n, env)
+            for vid in free.get(i, ()):
+                env.pop(vid, None)  # dead: let its memory go now, not at the end of the run
 
     def _run_node(self, n: Node, env) -> None:
         d, attrs = self.bound[id(n)]

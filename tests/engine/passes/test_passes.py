@@ -161,3 +161,20 @@ def test_passes_tolerate_omitted_first_inputs(typed):
     g = typed(ATTENTION_RESHAPE)
     g.nodes.insert(0, Node("Scan", [None], [], {}))
     assert simplify(g) >= 0
+
+
+def test_interpreter_frees_values_after_their_last_reader(typed):
+    from opencann.engine.interpreter import last_reads
+
+    g = typed("""
+graph g(%x: float32[4]) -> (%y) opset {"": 18} {
+  %a: float32[4] = Relu(%x)
+  %b: float32[4] = Neg(%a)
+  %c: float32[4] = Add(%a, %b)
+  %y: float32[4] = Abs(%c)
+}""")
+    names = {id(o): o.name for n in g.nodes for o in n.outputs}
+    freed = {i: sorted(names[v] for v in vs) for i, vs in last_reads(g).items()}
+    assert freed == {2: ["a", "b"], 3: ["c"]}
+    x = np.array([-1, 2, -3, 4], np.float32)
+    np.testing.assert_array_equal(_run(g, {"x": x})["y"], np.zeros(4, np.float32))
