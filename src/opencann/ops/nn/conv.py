@@ -55,18 +55,27 @@ def _check_float_inputs(*pairs):
                          + ", ".join(f"{name}: {dt.name}" for name, dt in seen))
 
 
-def _infer_conv(x, w, b=None, **attrs):
+def _conv_operands(x, w, b):
+    """Checks Conv and ConvTranspose inference share: (type to return at once when ranks are not
+    known, else None; spatial rank; W's shape)."""
     _check_float_inputs(("X", x), ("W", w), ("B", b))
     n = spatial_rank(x)
     if n is None and infer.rank_of(w) is not None:
         n = infer.rank_of(w) - 2
     if n is None:
-        return infer.tensor(x.dtype)
+        return infer.tensor(x.dtype), None, None
     if x.shape is None:
-        return infer.tensor(x.dtype, (None,) * (n + 2))
+        return infer.tensor(x.dtype, (None,) * (n + 2)), None, None
     wshape = w.shape if w.shape is not None else (None,) * (n + 2)
     if len(wshape) != n + 2:
         raise InferError(f"W has rank {len(wshape)}, X has rank {n + 2}: they must match")
+    return None, n, wshape
+
+
+def _infer_conv(x, w, b=None, **attrs):
+    early, n, wshape = _conv_operands(x, w, b)
+    if early is not None:
+        return early
     group = int(attrs["group"])
     _check_channels(x.shape[1], wshape[1], group)
     if infer.known_int(wshape[0]) and wshape[0] % group:
@@ -153,17 +162,9 @@ def _transpose_geometry(in_sizes, win: Window, output_padding, output_shape, err
 
 
 def _infer_conv_transpose(x, w, b=None, **attrs):
-    _check_float_inputs(("X", x), ("W", w), ("B", b))
-    n = spatial_rank(x)
-    if n is None and infer.rank_of(w) is not None:
-        n = infer.rank_of(w) - 2
-    if n is None:
-        return infer.tensor(x.dtype)
-    if x.shape is None:
-        return infer.tensor(x.dtype, (None,) * (n + 2))
-    wshape = w.shape if w.shape is not None else (None,) * (n + 2)
-    if len(wshape) != n + 2:
-        raise InferError(f"W has rank {len(wshape)}, X has rank {n + 2}: they must match")
+    early, n, wshape = _conv_operands(x, w, b)
+    if early is not None:
+        return early
     group = int(attrs["group"])
     if infer.known_int(x.shape[1]) and infer.known_int(wshape[0]) and x.shape[1] != wshape[0]:
         raise InferError(f"X has {x.shape[1]} channels, but W (C, M/group, ...) has {wshape[0]}")
