@@ -11,6 +11,7 @@ the graph engine, the ONNX frontend or onnx itself.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from . import _openmp  # noqa: F401 - before any OpenMP library loads
 from .errors import (ExecutionError, InputError, InvalidModelError, ModelLoadError, OpenCannError,
@@ -26,6 +27,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")  # `opencann.backends` etc. on first use
     raise AttributeError(f"module 'opencann' has no attribute {name!r}")
 
 

@@ -188,9 +188,10 @@ def torch_module(name: str):
 def export(name: str, opset: int = 18, dynamo: bool = False) -> Path:
     """Export zoo model `name` to ONNX (cached); returns the .onnx path. Batch and sequence dims
     are symbolic (`batch`, `seq`)."""
+    import onnx
     import torch
 
-    tag = f"{name}-{opset}-{'dynamo' if dynamo else 'ts'}-torch{torch.__version__}-v1"
+    tag = f"{name}-{opset}-{'dynamo' if dynamo else 'ts'}-torch{torch.__version__}-v2"
     path = cache_dir() / f"{name}-{hashlib.sha1(tag.encode()).hexdigest()[:12]}" / "model.onnx"
     if path.exists():
         return path
@@ -206,6 +207,14 @@ def export(name: str, opset: int = 18, dynamo: bool = False) -> Path:
         torch.onnx.export(module, args, str(tmp / "model.onnx"), input_names=_INPUT_NAMES[name],
                           output_names=_OUTPUT_NAMES[name], dynamic_axes=dyn, opset_version=opset,
                           dynamo=dynamo)
+    # weights in a file beside the graph, so engines can memory-map them instead of parsing them
+    # out of the protobuf (which holds a model's weights twice while it parses)
+    exported = onnx.load(str(tmp / "model.onnx"))
+    for f in tmp.iterdir():
+        f.unlink()
+    onnx.save(exported, str(tmp / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="model.onnx.data", size_threshold=1024)
+    del exported
     # weights first, the model last: once model.onnx exists the export is complete (also for a
     # concurrent process exporting the same model)
     for f in sorted(tmp.iterdir(), key=lambda f: f.name == "model.onnx"):

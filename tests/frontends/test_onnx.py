@@ -112,3 +112,25 @@ def test_constants_and_unused_outputs_import():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]))
     assert [c.const.item() for c in g.constants] == [2.0]
     assert [n.op for n in g.nodes] == ["Add"]
+
+
+def test_external_weights_are_memory_mapped_not_copied(tmp_path):
+    m = _relu_add()
+    m.graph.initializer[0].CopyFrom(numpy_helper.from_array(np.arange(3, dtype=np.float32), "w"))
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(m, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="w.bin", size_threshold=0)
+    g = import_model(str(path))
+    w = g.constants[0].const
+    assert isinstance(w, np.memmap) and not w.flags.writeable
+    np.testing.assert_array_equal(w, [0, 1, 2])
+
+
+def test_missing_external_data_file_is_named(tmp_path):
+    m = _relu_add()
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(m, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="weights.bin", size_threshold=0)
+    (tmp_path / "weights.bin").unlink()
+    with pytest.raises(opencann.ModelLoadError, match="initializer 'w': its external data file 'weights.bin' is missing"):
+        opencann.compile(str(path))

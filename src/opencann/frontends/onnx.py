@@ -11,6 +11,7 @@ and symbolic dims from `dim_param`.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -45,11 +46,7 @@ def load_proto(model: Any) -> tuple[onnx.ModelProto, str]:
                              "Is the file truncated, or not an .onnx file?") from e
     if not proto.graph.node and not proto.graph.output:
         raise ModelLoadError(f"{path!r} holds no ONNX graph (is it an ONNX file?)")
-    try:
-        onnx.external_data_helper.load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
-    except Exception as e:  # noqa: BLE001
-        raise ModelLoadError(f"{path!r}: its external weight data cannot be read: {e}. Keep the "
-                             "data files next to the model, under the names it records.") from e
+    # external weights stay in their files: the importer memory-maps them (see `ExternalData`)
     return proto, path
 
 
@@ -78,6 +75,42 @@ def convert_type(tp: onnx.TypeProto, where: str):
     if kind is None:
         return None
     raise ModelLoadError(f"{where}: ONNX type {kind!r} is not supported by opencann")
+
+
+class ExternalData:
+    """Reads initializers stored outside the .onnx file. Tensors whose bytes are the array's bytes
+    are memory-mapped read-only (no copy: a model's weights are never held twice); packed types
+    (int4, float4, ...) go through onnx's reader."""
+
+    def __init__(self, model_name: str, base_dir: str):
+        self.model_name = model_name
+        self.base_dir = os.path.abspath(base_dir)
+
+    def array(self, t: onnx.TensorProto) -> np.ndarray:
+        info = {e.key: e.value for e in t.external_data}
+        where = f"model {self.model_name!r}: initializer {t.name!r}"
+        loc = info.get("location", "")
+        path = os.path.abspath(os.path.join(self.base_dir, loc))
+        if not loc or os.path.isabs(loc) or os.path.commonpath([path, self.base_dir]) != self.base_dir:
+            raise ModelLoadError(f"{where} names external data {loc!r} outside the model's folder")
+        if not os.path.isfile(path):
+            raise ModelLoadError(f"{where}: its external data file {loc!r} is missing; keep the data "
+                                 f"files next to the model, under the names it records ({self.base_dir})")
+        dt = dtypes.from_onnx(t.data_type)
+        shape = tuple(int(d) for d in t.dims)
+        offset = int(info.get("offset", 0))
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        if dt.bits < 8 or dt.kind == "string" or sys.byteorder != "little":
+            copy = onnx.TensorProto()
+            copy.CopyFrom(t)
+            onnx.external_data_helper.load_external_data_for_tensor(copy, self.base_dir)
+            return to_array(copy)
+        if offset + nbytes > os.path.getsize(path):
+            raise ModelLoadError(f"{where}: {loc!r} is too short ({os.path.getsize(path)} bytes; the tensor "
+                                 f"needs bytes {offset}..{offset + nbytes}). Is the data file truncated?")
+        if nbytes == 0:
+            return np.zeros(shape, dt.np)
+        return np.memmap(path, dtype=dt.np, mode="r", offset=offset, shape=shape)
 
 
 def to_array(t: onnx.TensorProto) -> np.ndarray:
@@ -132,9 +165,15 @@ def _sparse_to_dense(sp: onnx.SparseTensorProto) -> np.ndarray:
 
 
 class _Importer:
-    def __init__(self, model_name: str):
+    def __init__(self, model_name: str, base_dir: str):
         self.model_name = model_name
         self.counter = 0
+        self.external = ExternalData(model_name, base_dir)
+
+    def array(self, t: onnx.TensorProto) -> np.ndarray:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            return self.external.array(t)
+        return to_array(t)
 
     def graph(self, gp: onnx.GraphProto, outer: list[dict[str, Value]], opset: dict[str, int]) -> Graph:
         g = Graph(gp.name or "main", opset)
@@ -153,7 +192,9 @@ class _Importer:
         init_names = set()
         for t in gp.initializer:
             try:
-                arr = to_array(t)
+                arr = self.array(t)
+            except ModelLoadError:
+                raise
             except Exception as e:  # noqa: BLE001
                 raise ModelLoadError(f"{where_g}: initializer {t.name!r} cannot be read: {e}") from e
             scope[t.name] = g.add_constant(t.name, arr)
@@ -228,6 +269,7 @@ def import_model(model: Any) -> Graph:
             proto = onnx.inliner.inline_local_functions(proto)
         except Exception as e:  # noqa: BLE001
             raise ModelLoadError(f"model {name!r}: its local functions cannot be inlined: {e}") from e
-    imp = _Importer(name)
+    base_dir = os.path.dirname(os.path.abspath(os.fspath(model))) if isinstance(model, (str, os.PathLike)) else os.getcwd()
+    imp = _Importer(name, base_dir)
     g = imp.graph(proto.graph, [], opset)
     return g
