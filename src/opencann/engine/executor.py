@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import ChainMap
 from typing import Any
 
 import numpy as np
@@ -149,20 +148,7 @@ class CpuExecutor:
         def run(*args):
             env = env_ref._running.env
             outer = {vid: env[s] for vid, s in slots.items() if env[s] is not None}
-            stack = [outer]
-
-            def run_subgraph(graph, inputs):
-                sub = ChainMap({}, stack[-1])
-                for v, x in zip(graph.inputs, inputs):
-                    sub[id(v)] = x
-                stack.append(sub)
-                try:
-                    interp._run_graph(graph, sub)
-                finally:
-                    stack.pop()
-                return [sub[id(v)] for v in graph.outputs]
-
-            with context.graph_runner(run_subgraph):
+            with context.graph_runner(interp.subgraph_runner(outer)):
                 return fn(*args)
         return run
 

@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from opencann import tile
+from opencann.ops.math.kernels.elementwise import broadcast_strides, collapse_dims
 
 __all__ = [
     "BINARY",
@@ -135,31 +136,6 @@ def evaluate_numpy(program, inputs):
     return vals[-1]
 
 
-def _elem_strides(shape, out_shape):
-    xs = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
-    st, acc = [0] * len(out_shape), 1
-    for d in range(len(out_shape) - 1, -1, -1):
-        st[d] = 0 if xs[d] == 1 else acc
-        acc *= xs[d]
-    return st
-
-
-def _collapse(shape, strides_list):
-    """Merge adjacent dims contiguous in every operand; drop unit dims."""
-    out = []
-    for d, n in enumerate(shape):
-        if n == 1:
-            continue
-        st = [s[d] for s in strides_list]
-        if out:
-            pn, pst = out[-1]
-            if all(ps == s * n for ps, s in zip(pst, st)):
-                out[-1] = (pn * n, st)
-                continue
-        out.append((n, st))
-    return out
-
-
 class ElementwiseProgram:
     """A compiled-on-first-use fused elementwise kernel for one program over `n_inputs` float32
     inputs. Calling it with arrays returns a new array (or fills `out`)."""
@@ -175,8 +151,8 @@ class ElementwiseProgram:
     def _plan(self, shapes):
         out_shape = np.broadcast_shapes(*shapes)
         size = int(np.prod(out_shape, dtype=np.int64))
-        strides = [_elem_strides(s, out_shape) for s in shapes]
-        dims = _collapse(out_shape, strides)
+        strides = [broadcast_strides(s, out_shape) for s in shapes]
+        dims = collapse_dims(out_shape, strides)
         materialize = len(dims) > 3
         if materialize:  # rare: broadcast every input to the output shape first
             dims = [(size, [1] * len(shapes))]

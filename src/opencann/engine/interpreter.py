@@ -112,7 +112,14 @@ class Interpreter:
 
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
         env: dict[int, Any] = {id(v): feeds[v.name] for v in self.graph.inputs}
-        stack = [env]  # the envs of the graphs now running, innermost last (per call: thread-safe)
+        with context.graph_runner(self.subgraph_runner(env)):
+            self._run_graph(self.graph, env)
+        return {v.name: env[id(v)] for v in self.graph.outputs}
+
+    def subgraph_runner(self, base_env):
+        """The `run_graph` that op references (If/Loop/Scan bodies) call, over values `base_env`
+        (id(value) -> data). One per run, so runs on several threads do not share state."""
+        stack = [base_env]  # the envs of the graphs now running, innermost last
 
         def run_subgraph(graph: Graph, inputs: list) -> list:
             # a body reads values of its enclosing graphs by identity: chain onto the caller's env
@@ -126,9 +133,7 @@ class Interpreter:
                 stack.pop()
             return [sub[id(v)] for v in graph.outputs]
 
-        with context.graph_runner(run_subgraph):
-            self._run_graph(self.graph, env)
-        return {v.name: env[id(v)] for v in self.graph.outputs}
+        return run_subgraph
 
     def _run_graph(self, g: Graph, env) -> None:
         free = self._free_after.get(id(g))

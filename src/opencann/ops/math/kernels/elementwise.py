@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from opencann import dtypes as _dt
 from opencann import tile
 
 __all__ = ["binary_kernel", "unary_kernel", "triad_kernel", "binary", "unary", "add", "sub", "mul",
@@ -75,8 +74,9 @@ def triad_kernel(b, c, out, s, n, BLOCK: tile.constexpr):
     tile.store(out + offs, tile.load(b + offs, mask=m) + s * tile.load(c + offs, mask=m), mask=m)
 
 
-def _collapse(shape, strides_list):
-    """Merge adjacent dims that are contiguous in every operand; drop unit dims."""
+def collapse_dims(shape, strides_list):
+    """Merge adjacent dims that are contiguous in every operand; drop unit dims. Returns a list of
+    (size, [stride per operand])."""
     dims = [(n, [s[d] for s in strides_list]) for d, n in enumerate(shape) if n != 1]
     out = []
     for n, st in dims:
@@ -89,12 +89,13 @@ def _collapse(shape, strides_list):
     return out
 
 
-def _elem_strides(x, shape):
-    """Element strides of x broadcast to `shape` (0 along broadcast dims)."""
-    xs = (1,) * (len(shape) - x.ndim) + x.shape
-    st = [0] * len(shape)
+def broadcast_strides(shape, out_shape):
+    """Element strides of a contiguous array of `shape` broadcast to `out_shape` (0 along
+    broadcast dims)."""
+    xs = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    st = [0] * len(out_shape)
     acc = 1
-    for d in range(len(shape) - 1, -1, -1):
+    for d in range(len(out_shape) - 1, -1, -1):
         st[d] = 0 if xs[d] == 1 else acc
         acc *= xs[d]
     return st
@@ -121,7 +122,7 @@ def binary(a, b, op="add", backend="cpu"):
     out = np.empty(shape, d)
     if out.size == 0:
         return out
-    dims = _collapse(shape, [_elem_strides(a, shape), _elem_strides(b, shape)])
+    dims = collapse_dims(shape, [broadcast_strides(a.shape, shape), broadcast_strides(b.shape, shape)])
     if len(dims) > 3:  # rare: materialize the broadcast of both operands
         a = np.ascontiguousarray(np.broadcast_to(a, shape))
         b = np.ascontiguousarray(np.broadcast_to(b, shape))
