@@ -65,7 +65,7 @@ def conv2d_rows(x, weight, bias, stride, padding, dilation, groups, activation=N
             im2col_rows_kernel[(oh, k, n)](x, cols, c, h, w, oh, ow, sh, sw, ph, pw, dh, dw,
                                            g * cg, k, KH=kh, KW=kw, BLOCK=block)
         res = batched_gemm(wmat[g], cols, row_bias=None if b is None else b[g],
-                           activation=activation)
+                           activation=activation, impl="auto")
         if groups == 1:
             return res.reshape(n, cout, oh, ow)
         out[:, g * og:(g + 1) * og] = res.reshape(n, og, oh, ow)

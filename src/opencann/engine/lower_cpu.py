@@ -166,7 +166,7 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
             r = c if c is not None else res
             if r is not None:
                 r = np.broadcast_to(r, out_shape).reshape(flat)
-        y = gemm_k.batched_gemm(a, b, bias, activation, r)
+        y = gemm_k.batched_gemm(a, b, bias, activation, r, impl="auto")
         if c is not None and res is not None:
             y += np.broadcast_to(res, out_shape).reshape(flat)
         return (y.reshape(out_shape),)
@@ -199,6 +199,18 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
             raise ValueError("residual is broadcast")
         if m * n * k * batch == 0:
             raise ValueError("empty")
+        if gemm_k.choose_impl(m, n, k, batch, bias=bias is not None, activation=activation,
+                              residual=res is not None) == "library":
+            lead = (batch,) if batch > 1 else ()
+
+            def run_library(out, *args):
+                a = np.ascontiguousarray(args[0], np.float32).reshape(lead + (m, k))
+                b = np.ascontiguousarray(args[1], np.float32).reshape(lead + (k, n)) if has_b \
+                    else bconst
+                r = np.ascontiguousarray(args[-1], np.float32).reshape(lead + (m, n)) \
+                    if residual else None
+                gemm_k.library_gemm(a, b, out.reshape(lead + (m, n)), bias, activation, r)
+            return run_library, out_shape
         bm, bn, bk = gemm_k._blocks(m, n, k)
         has_bias = 0 if bias is None else 1
         dummy = np.empty(1, np.float32)

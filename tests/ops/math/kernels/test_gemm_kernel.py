@@ -109,3 +109,45 @@ def test_transposed_operands(backend, ta, tb):
     w = rng.standard_normal((2, 29, 23)).astype(np.float32)  # batched, weights stored (N, K)
     np.testing.assert_allclose(batched_gemm(a, w, trans_b=True, backend=backend, blocks=SMALL),
                                a @ np.swapaxes(w, 1, 2), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("act", [None, "gelu"])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, True)])
+def test_library_gemm_matches_the_tile_kernel(act, ta, tb):
+    """BLAS product + tile epilogue computes what the tile kernel does, into a given buffer."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 19, 23) if ta else (2, 23, 19)).astype(np.float32)  # (K, M) if ta
+    b = rng.standard_normal((17, 19) if tb else (19, 17)).astype(np.float32)
+    bias = rng.standard_normal(17).astype(np.float32)
+    res = rng.standard_normal((2, 23, 17)).astype(np.float32)
+    want = batched_gemm(a, b, bias, act, res, trans_a=ta, trans_b=tb, impl="tile")
+    out = np.full((2, 23, 17), np.nan, np.float32)
+    got = batched_gemm(a, b, bias, act, res, trans_a=ta, trans_b=tb, impl="library", out=out)
+    assert got is out
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    row_bias = rng.standard_normal(23).astype(np.float32)
+    np.testing.assert_allclose(
+        batched_gemm(a, b, row_bias=row_bias, trans_a=ta, trans_b=tb, impl="library"),
+        batched_gemm(a, b, row_bias=row_bias, trans_a=ta, trans_b=tb, impl="tile"),
+        rtol=1e-5, atol=1e-5)
+
+
+def test_choose_impl_measures_once_and_honours_the_override(monkeypatch):
+    from opencann.ops.math.kernels import gemm as g
+
+    monkeypatch.setattr(g, "IMPL_CHOICES", {})
+    monkeypatch.delenv("OPENCANN_GEMM_IMPL", raising=False)
+    assert g.choose_impl(24, 40, 32, bias=True) == "tile"  # the default
+    g.IMPL_CHOICES.clear()
+    monkeypatch.setenv("OPENCANN_GEMM_IMPL", "auto")
+    first = g.choose_impl(24, 40, 32, bias=True)
+    assert first in ("tile", "library")
+    assert list(g.IMPL_CHOICES.values()) == [first]
+    assert g.choose_impl(24, 40, 32, bias=True) == first  # cached: not measured again
+    monkeypatch.setenv("OPENCANN_GEMM_IMPL", "library")
+    assert g.choose_impl(24, 48, 32) == "library"
+    with pytest.raises(ValueError, match="impl must be one of"):
+        batched_gemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), impl="blas")
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        batched_gemm(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32),
+                     out=np.empty((2, 3), np.float32))
