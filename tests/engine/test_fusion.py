@@ -200,7 +200,8 @@ def _attention_graph(mask_shape=(1, 1, 8, 8), scale_op="Mul"):
 
 
 @pytest.mark.parametrize("scale_op", ["Mul", "Div"])
-@pytest.mark.parametrize("mask_kind", ["padding", "general", "all_masked"])
+@pytest.mark.parametrize("mask_kind", ["padding", "general", "all_masked", "causal",
+                                       "causal_padded"])
 def test_attention_fusion(scale_op, mask_kind):
     g = _attention_graph((2, 1, 8, 8), scale_op)
     groups, _ = find_groups(g, bind_ops(g, g.name))
@@ -210,8 +211,12 @@ def test_attention_fusion(scale_op, mask_kind):
     mask = np.zeros((2, 1, 8, 8), np.float32)
     if mask_kind == "padding":
         mask[1, :, :, 5:] = np.finfo(np.float32).min
-    elif mask_kind == "general":  # differs per query: not a padding mask, runs unfused maths
+    elif mask_kind == "general":  # differs per query: added inside the kernel
         mask = np.where(rng.random((2, 1, 8, 8)) < 0.3, -1e9, 0.0).astype(np.float32)
+    elif mask_kind.startswith("causal"):  # the kernel's causal flag; with padding, added
+        mask[:] = np.where(np.tri(8, 8, dtype=bool), 0.0, np.finfo(np.float32).min)
+        if mask_kind == "causal_padded":
+            mask[0, :, :, 6:] = np.finfo(np.float32).min
     else:  # a batch with no visible key: softmax averages, the kernel would give zeros
         mask[1] = -1e9
     feeds["mask"] = mask
@@ -278,3 +283,19 @@ def test_legacy_broadcast_attributes_are_not_fused_as_numpy_broadcasting():
     b = np.array([10, 20, 30], np.float32)
     got = run_op("Add", [a, b], {"broadcast": 1, "axis": 1}, opset=6, backend="cpu")
     np.testing.assert_array_equal(got, a + b[None, :, None])
+
+
+def test_attention_mask_kinds():
+    from opencann.engine.fusion import _mask_kind
+
+    low = np.finfo(np.float32).min
+    causal = np.where(np.tri(6, 6, dtype=bool), 0.0, low).astype(np.float32)[None, None]
+    assert _mask_kind(causal, 2, 3, 6, 6)[0] == "causal"
+    pad = np.zeros((2, 1, 1, 6), np.float32)
+    pad[1, ..., 4:] = low
+    kind, kpm = _mask_kind(pad, 2, 3, 6, 6)
+    assert kind == "padding" and kpm.tolist() == [[True] * 6, [True] * 4 + [False] * 2]
+    assert _mask_kind(np.minimum(causal, pad), 2, 3, 6, 6)[0] == "additive"
+    assert _mask_kind(rng.standard_normal((3, 1, 6)).astype(np.float32), 2, 3, 6, 6)[0] == "additive"
+    assert _mask_kind(np.zeros((4, 1, 1, 6), np.float32), 2, 3, 6, 6)[0] == "unfused"
+    assert _mask_kind(np.maximum(causal, -1e4).astype(np.float16), 2, 3, 6, 6)[0] == "unfused"

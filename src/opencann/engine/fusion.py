@@ -8,8 +8,9 @@
   `MAX_INPUTS` distinct tensor inputs; the chain runs as one generated kernel
   (`fused_elementwise.ElementwiseProgram`).
 - Attention: MatMul(Q, Kᵀ) -> scale -> mask add -> Softmax -> MatMul(·, V) runs as the library's
-  attention kernel when the additive mask is a key-padding mask (checked per run, once per mask
-  array); other masks run the same group as batched GEMMs and a softmax.
+  attention kernel. The additive mask is looked at once per mask array: a key-padding mask becomes
+  the kernel's boolean mask, the causal mask its causal flag (key blocks past the diagonal are
+  skipped), and any other mask that broadcasts to the scores is added inside the kernel.
 
 Groups only absorb values nobody else reads, so a fused graph computes what the unfused one does.
 
@@ -187,20 +188,52 @@ def _attention_call(scale: float, has_mask: bool):
 
     def fn(q, kt, v, mask=None):
         k = kt.swapaxes(-1, -2)
-        b = q.shape[0]
-        if q.shape[:2] != k.shape[:2] or k.shape != v.shape:
+        if q.shape[:2] != k.shape[:2] or k.shape != v.shape or q.ndim != 4:
             return (unfused(q, k, v, mask),)
-        kpm = None
-        if mask is not None:
-            if seen[0] is mask:
-                kpm = seen[1]
-            else:
-                kpm = _padding_mask(mask, b, k.shape[2]) if mask.shape[0] in (1, b) else None
-                seen[0], seen[1] = mask, kpm
-            if kpm is None:
-                return (unfused(q, k, v, mask),)
-        return (attention(q, k, v, key_padding_mask=kpm, scale=scale),)
+        if mask is None:
+            return (attention(q, k, v, scale=scale),)
+        if seen[0] is mask:
+            kind, kpm = seen[1]
+        else:
+            kind, kpm = _mask_kind(mask, q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+            seen[0], seen[1] = mask, (kind, kpm)
+        if kind == "padding":
+            return (attention(q, k, v, key_padding_mask=kpm, scale=scale),)
+        if kind == "causal":
+            return (attention(q, k, v, causal=True, scale=scale),)
+        if kind == "additive":
+            return (attention(q, k, v, additive_mask=mask, scale=scale),)
+        return (unfused(q, k, v, mask),)
     return fn
+
+
+def _causal(mask: np.ndarray, sq: int, skv: int) -> bool:
+    """Whether additive `mask` (.., Sq, Skv) is the causal mask: 0 where key j <= query i, a large
+    negative elsewhere, the same for every batch entry and head."""
+    if sq != skv or mask.ndim < 2 or mask.shape[-2:] != (sq, skv):
+        return False
+    m = mask.reshape(-1, sq, skv)
+    tri = np.tri(sq, skv, dtype=bool)
+    return bool((m[:, tri] == 0).all() and (m[:, ~tri] <= -1e4).all())
+
+
+def _mask_kind(mask: np.ndarray, b: int, h: int, sq: int, skv: int):
+    """How the attention kernel takes additive `mask`: ("padding", (B, Skv) bool), ("causal",
+    None), ("additive", None) read as it is, or ("unfused", None) for a mask that does not
+    broadcast to the scores (B, H, Sq, Skv)."""
+    try:
+        np.broadcast_shapes(mask.shape, (b, h, sq, skv))
+    except ValueError:
+        return "unfused", None
+    if mask.ndim > 4 or mask.dtype != np.float32:
+        return "unfused", None
+    if mask.ndim == 4 and mask.shape[1] == 1 and mask.shape[0] in (1, b):
+        kpm = _padding_mask(mask, b, skv)
+        if kpm is not None:
+            return "padding", kpm
+    if _causal(mask, sq, skv):
+        return "causal", None
+    return "additive", None
 
 
 def _consumers(graph: Graph) -> dict[int, list[Node]]:

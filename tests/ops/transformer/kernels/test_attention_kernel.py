@@ -64,3 +64,22 @@ def test_attention_three_d_and_fully_masked_rows():
     q = rng.standard_normal((2, 4, 8)).astype(np.float32)
     out = attention(q, q, q, key_padding_mask=np.zeros((1, 4), bool))
     assert out.shape == (2, 4, 8) and not out.any()
+
+
+@pytest.mark.parametrize("backend", ["ref", "cpu"])
+@pytest.mark.parametrize("shape", [(2, 1, 70, 130), (1, 1, 70, 130), (2, 3, 1, 130), (70, 130)])
+def test_attention_additive_mask(backend, shape):
+    """An additive mask of any broadcastable shape, with 0 / finfo.min / -inf / arbitrary values,
+    including a row masked everywhere by finite values (softmax averages it)."""
+    q, k, v = _qkv(2, 3, 70, 130, 32)
+    rng = np.random.default_rng(2)
+    mask = rng.standard_normal(shape).astype(np.float32)
+    mask[..., :5] = np.finfo(np.float32).min
+    mask[..., 5:9] = -np.inf
+    if len(shape) == 4 and shape[2] > 1:
+        mask[0, 0, 3, :] = np.finfo(np.float32).min  # a query that sees no key
+    s = q.astype(np.float64) @ np.swapaxes(k, -1, -2).astype(np.float64) / np.sqrt(32) + mask
+    e = np.exp(s - s.max(-1, keepdims=True))
+    want = (e / e.sum(-1, keepdims=True)) @ v
+    got = attention(q, k, v, additive_mask=mask, backend=backend)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -3,8 +3,11 @@
 Program (i, b*H + h) owns BM query rows of one head: it sweeps the keys in BN-wide blocks,
 keeping a running row max `m`, row sum `l` and the unnormalized output `acc`, so the (Sq, Skv)
 score matrix never exists in memory. Masks: `causal` (query i sees keys j <= i; key blocks past
-the diagonal are skipped), `kv_lens` (per-batch number of valid keys) and `key_padding_mask`
-((B, Skv) bool, True = attend). Rows that see no key produce zeros.
+the diagonal are skipped), `kv_lens` (per-batch number of valid keys), `key_padding_mask`
+((B, Skv) bool, True = attend) and `additive_mask` (float, broadcastable to (B, H, Sq, Skv), added
+to the scaled scores: what exporters emit, e.g. 0 / -inf or 0 / finfo.min). Rows that see no key
+through the boolean masks produce zeros; an additive mask follows softmax (a row masked with
+finite values everywhere averages its values).
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ __all__ = ["attention_kernel", "attention"]
 
 
 @tile.kernel(do_not_specialize=("Sq", "Skv", "H", "sqb", "sqh", "sqs", "skb", "skh", "sks", "svb",
-                                "svh", "svs", "sob", "soh", "sos"))
-def attention_kernel(q, k, v, out, lens, kmask, Sq, Skv, H, scale,
-                     sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos,
+                                "svh", "svs", "sob", "soh", "sos", "smb", "smh", "sms"))
+def attention_kernel(q, k, v, out, lens, kmask, amask, Sq, Skv, H, scale,
+                     sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos, smb, smh, sms,
                      D: tile.constexpr, BM: tile.constexpr, BN: tile.constexpr,
-                     CAUSAL: tile.constexpr, HAS_MASK: tile.constexpr):
+                     CAUSAL: tile.constexpr, HAS_MASK: tile.constexpr,
+                     HAS_ADD: tile.constexpr = False):
     """BM query rows of one (batch, head), keys swept BN at a time."""
     pid_m = tile.program_id(0)
     bh = tile.program_id(1)
@@ -45,6 +49,9 @@ def attention_kernel(q, k, v, out, lens, kmask, Sq, Skv, H, scale,
         kt = tile.load(k + b * skb + h * skh + cols[:, None] * sks + rd[None, :],
                        mask=cols[:, None] < kv_len, other=0.0).to(tile.float32)
         s = tile.dot(qt, tile.trans(kt))
+        if HAS_ADD:  # an additive mask, strided over (batch, head, query), keys contiguous
+            s = s + tile.load(amask + b * smb + h * smh + rm[:, None] * sms + cols[None, :],
+                              mask=(rm[:, None] < Sq) & (cols[None, :] < kv_len), other=0.0)
         valid = cols[None, :] < kv_len
         if CAUSAL:
             valid = valid & (cols[None, :] <= rm[:, None])
@@ -69,10 +76,11 @@ def _el(x):
 
 
 def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=None,
-              backend="cpu", blocks=None):
+              backend="cpu", blocks=None, additive_mask=None):
     """softmax(q @ k^T * scale + masks) @ v for q (B, H, Sq, D), k and v (B, H, Skv, D).
 
     Also accepts 3-d (H, S, D) inputs. float32/float16/bfloat16 inputs; the output has q's dtype.
+    `additive_mask` broadcasts to (B, H, Sq, Skv) and is added to the scaled scores.
     """
     q, k, v = (np.asarray(t) for t in (q, k, v))
     squeeze = q.ndim == 3
@@ -92,8 +100,19 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
                                     np.int32)
         kmask = None if key_padding_mask is None else np.ascontiguousarray(
             np.broadcast_to(key_padding_mask, (B, Skv)), np.bool_)
+        amask, mstrides = None, (0, 0, 0)
+        if additive_mask is not None:
+            amask = np.asarray(additive_mask, np.float32)
+            np.broadcast_shapes(amask.shape, (B, H, Sq, Skv))  # raises when it does not fit
+            amask = amask.reshape((1,) * (4 - amask.ndim) + amask.shape)
+            if amask.shape[-1] != Skv:  # one value for every key: spell it out
+                amask = np.broadcast_to(amask, amask.shape[:-1] + (Skv,))
+            amask = np.ascontiguousarray(amask)
+            # the kernel reads the mask where it is: stride 0 along broadcast dims
+            mstrides = tuple(0 if n == 1 else st // 4 for n, st in zip(amask.shape[:3], amask.strides[:3]))
         bm, bn = blocks or (64 if Sq >= 64 else max(8, -(-Sq // 8) * 8), 64)
         attention_kernel[(-(-Sq // bm), B * H)](
-            q, k, v, out, lens, kmask, Sq, Skv, H, scale, *_el(q), *_el(k), *_el(v), *_el(out), D=D, BM=bm, BN=bn, CAUSAL=bool(causal),
-            HAS_MASK=kmask is not None, backend=backend)
+            q, k, v, out, lens, kmask, amask, Sq, Skv, H, scale, *_el(q), *_el(k), *_el(v),
+            *_el(out), *mstrides, D=D, BM=bm, BN=bn, CAUSAL=bool(causal),
+            HAS_MASK=kmask is not None, HAS_ADD=amask is not None, backend=backend)
     return out[0] if squeeze else out
