@@ -161,7 +161,10 @@ def cmd_compile(args) -> int:
     ins = ", ".join(f"{v.name}: {v.type!r}" for v in model.graph.inputs)
     print(f"compiled {args.model} for {model.backend} in {1000 * (time.perf_counter() - t0):.0f} ms: "
           f"{len(model.graph.nodes)} nodes, inputs ({ins})")
-    print(f"wrote {args.output} ({size / 2**20:.1f} MiB)")
+    from .engine import ocm
+
+    n = ocm.read_header(args.output).get("kernel_count", 0)
+    print(f"wrote {args.output} ({size / 2**20:.1f} MiB, {n} kernel binar{'y' if n == 1 else 'ies'})")
     if args.report:
         print(model.report())
     return 0

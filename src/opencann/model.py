@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -18,8 +19,9 @@ from .engine import Interpreter, bind_ops, ocm
 from .engine.executor import CpuExecutor
 from .engine.infer import infer_graph
 from .engine.passes import DEFAULT_PASSES, Pipeline
-from .errors import InputError, OpenCannError
+from .errors import InputError, ModelLoadError, OpenCannError
 from .ir import Graph, OptionalType, SequenceType, TensorType, Value
+from .tile.kernel import ProgramLog
 
 BACKENDS = ("ref", "cpu")
 
@@ -82,14 +84,14 @@ def compile(model: Any, backend: str | None = None, *, input_shapes: dict[str, t
             optimize: bool | None = None) -> "CompiledModel":
     """Import, check and prepare `model` to run on `backend` (default: `default_backend()`, i.e.
     the `OPENCANN_BACKEND` environment variable, else `cpu` where a C compiler exists, else `ref`).
-    `model` may also be an .ocm file, which is loaded.
+    `model` may also be an .ocm file, which is loaded (an explicit `backend` must be its target).
     `input_shapes` pins inputs' symbolic dims (`{"ids": (1, 128)}`); `optimize` runs the graph
     passes (default: on for every backend but `ref`, which runs the graph as written)."""
+    if _is_ocm(model):
+        return load(model, backend=backend)
     backend = backend or default_backend()
     if backend not in BACKENDS:
         raise OpenCannError(f"backend {backend!r} cannot compile models yet; available: {', '.join(BACKENDS)}")
-    if _is_ocm(model):
-        return load(model)
     graph, name = to_graph(model)
     if input_shapes:
         _pin_shapes(graph, name, input_shapes)
@@ -100,17 +102,48 @@ def compile(model: Any, backend: str | None = None, *, input_shapes: dict[str, t
     return CompiledModel(graph, name, backend)
 
 
-def load(path: str | os.PathLike, verify: bool = True) -> "CompiledModel":
+def load(path: str | os.PathLike, verify: bool = True, backend: str | None = None) -> "CompiledModel":
     """Load an .ocm file written by `CompiledModel.save` (or `opencann compile`). Nothing is
-    compiled; weights are memory-mapped."""
-    graph, header = ocm.load(path, verify=verify)
+    compiled: weights are memory-mapped and the kernel binaries the file carries go into the
+    kernel cache, so the model runs on a machine without a C compiler. `backend`, if given, must
+    be the file's target. Raises `ModelLoadError` for a truncated, corrupted or wrong-target file."""
+    graph, header = ocm.load(path, verify=verify, expect_backend=backend)
     name = header.get("name") or os.path.basename(os.fspath(path))
     if header["backend"] not in BACKENDS:
         raise OpenCannError(f"{os.fspath(path)!r} targets backend {header['backend']!r}, which this "
                             f"opencann cannot run; available: {', '.join(BACKENDS)}")
+    if header["backend"] == "cpu":
+        _install_kernels(os.fspath(path), header)
     bound = bind_ops(graph, name)
     infer_graph(graph, bound, name)
     return CompiledModel(graph, name, header["backend"])
+
+
+def _install_kernels(where: str, header: dict) -> None:
+    """Put the cpu kernel binaries of an .ocm file into the kernel cache, after checking they
+    were built for this CPU."""
+    kernels = ocm.read_kernels(where, header)
+    if not kernels:
+        return
+    from . import backends
+    from .backends import BackendError
+
+    be = backends.get("cpu")
+    theirs, ours = header.get("target", {}).get("isa"), be.describe()
+    if theirs != ours:
+        if not be.is_available():
+            raise ModelLoadError(
+                f"{where!r} holds kernels built for the CPU {theirs!r}, but this machine is {ours!r} and "
+                "has no C compiler to build them for itself. Compile the model on this machine "
+                "(opencann compile), or install gcc or clang (or set CC).")
+        warnings.warn(f"{where!r} holds kernels built for the CPU {theirs!r}, not this one ({ours!r}): "
+                      "they are not used, and the model's kernels compile here on first run. "
+                      "Compile the model on this machine to avoid that.", stacklevel=3)
+        return
+    try:
+        be.install(kernels)
+    except BackendError as e:
+        raise ModelLoadError(f"{where!r}: cannot install its kernels: {e}") from None
 
 
 class CompiledModel:
@@ -121,8 +154,11 @@ class CompiledModel:
         self.graph = graph
         self.name = name
         self.backend = backend
+        self._log = ProgramLog()  # the compiled kernels this model's runs used (saved with it)
+        self._warmed = False
         if backend == "cpu":
-            self._exec = CpuExecutor(graph, name)
+            with self._log:  # kernels prepared while placing count as the model's too
+                self._exec = CpuExecutor(graph, name)
         else:
             self._exec = Interpreter(graph, name)
 
@@ -136,7 +172,8 @@ class CompiledModel:
 
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
         checked = check_feeds(self.name, self.graph.inputs, feeds)
-        return self._exec.run(checked)
+        with self._log:
+            return self._exec.run(checked)
 
     def report(self) -> str:
         """Where each node runs: the placement report (fusion groups, ref fallbacks and why)."""
@@ -145,13 +182,62 @@ class CompiledModel:
         return (f"placement of model {self.name!r} on {self.backend}: all {len(self.graph.nodes)} "
                 "nodes run their NumPy references")
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write this model to an .ocm file (graph, target, weights), loadable with `opencann.load`."""
-        ocm.save(path, self.graph, self.backend)
+    def save(self, path: str | os.PathLike, *, examples=(), kernels: bool = True) -> None:
+        """Write this model to an .ocm file (graph, target, kernels, weights), loadable with
+        `opencann.load`. On `cpu` the file carries the binaries of the kernels the model's runs
+        used: run it first on the shapes it will serve, or pass them as `examples` (a list of
+        feed dicts, run now). A model never run is run once on made-up inputs (symbolic dims 1).
+        Other shapes may need kernels the file lacks; a process then compiles them on first
+        use. `kernels=False` writes no binaries."""
+        entries, target = [], None
+        if self.backend == "cpu" and kernels:
+            for feeds in examples:
+                self.run(feeds)
+            if not self._log.programs and not self._warmed:
+                self._warm_up()
+            from . import backends
+
+            be = backends.get("cpu")
+            entries = be.export(self._log.programs)
+            target = be.target()
+        ocm.save(path, self.graph, self.backend, kernels=entries, target=target)
+
+    def _warm_up(self) -> None:
+        """Run once on made-up inputs so the kernels compile (and are logged); warn on failure."""
+        self._warmed = True
+        why = None
+        try:
+            feeds = _made_up_feeds(self.graph)
+        except OpenCannError as e:
+            why = str(e)
+        else:
+            try:
+                self.run(feeds)
+            except Exception as e:  # noqa: BLE001 - made-up values may not suit every model
+                why = f"a run on made-up inputs failed ({type(e).__name__}: {e})"
+        if why:
+            warnings.warn(f"model {self.name!r}: its .ocm file carries no kernels: {why}. Run the model "
+                          "on real inputs (or pass save(examples=[feeds])) before saving, or a fresh "
+                          "process compiles the kernels on first run.", stacklevel=3)
 
     def __repr__(self) -> str:
         ins = ", ".join(f"{v.name}: {v.type!r}" for v in self.graph.inputs)
         return f"<CompiledModel {self.name!r} on {self.backend}: ({ins}) -> {self.output_names}>"
+
+
+def _made_up_feeds(graph: Graph) -> dict:
+    """Feeds of the graph's input types: symbolic dims 1, zeros (ones for floats)."""
+    feeds = {}
+    for v in graph.inputs:
+        t = v.type
+        if isinstance(t, OptionalType):
+            feeds[v.name] = None
+            continue
+        if not isinstance(t, TensorType) or t.shape is None or t.dtype.kind == "string":
+            raise OpenCannError(f"input {v.name!r} ({t!r}) cannot be made up")
+        shape = tuple(d if isinstance(d, int) else 1 for d in t.shape)
+        feeds[v.name] = (np.ones if t.dtype.is_float else np.zeros)(shape, t.dtype.np)
+    return feeds
 
 
 def _check_value(model: str, v: Value, x: Any, t, symbols: dict[str, tuple[int, str]]) -> Any:

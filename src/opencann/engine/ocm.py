@@ -1,14 +1,24 @@
-"""The offline model file (`.ocm`): one file holding a compiled model's graph, its target, and its
-weights in safetensors layout, memory-mapped on load. Loading compiles nothing.
+"""The offline model file (`.ocm`): one file holding a compiled model's graph, its target, its
+kernels (C source and binaries) and its weights in safetensors layout, memory-mapped on load.
+Loading compiles nothing.
 
 Layout (little-endian):
 
     b"OPENCANN" | u64 header length | JSON header | padding to 64 | sections...
 
-The header names the format version, the opencann version, the target backend, and each section's
-offset, size and CRC-32. Sections: `graph` (the IR text form; big constants refer to the weights)
-and `weights` (a safetensors blob: u64 length, JSON index, 64-byte-aligned data). A truncated,
-corrupted or wrong-target file raises `ModelLoadError` saying which.
+The header names the format version, the target backend and, for binaries, the `target` they were
+built for (`isa`: the host CPU description that binaries need to be equal; `compiler`, `flags`),
+and each section's offset, size and CRC-32. Sections (each 64-byte aligned):
+
+- `graph`: the IR text form; big constants refer to the weights.
+- `weights`: a safetensors blob: u64 length, JSON index, 64-byte-aligned data.
+- `kernels` (format 2): u64 length, JSON index `{"kernels": [{"source_key", "key", "sha256",
+  "binary": [begin, end], "source": [begin, end]}, ...]}`, then the 64-byte-aligned data; offsets
+  count from the data's start. `source_key` is what the kernel layer asks the backend for, `key`
+  the binary's name in the backend's kernel cache, `source` the UTF-8 C source.
+
+Format 1 files (no `kernels` section) still load; their kernels compile on first run. A
+truncated, corrupted or wrong-target file raises `ModelLoadError` saying which.
 """
 
 from __future__ import annotations
@@ -26,7 +36,8 @@ from ..ir import Graph, parse
 from ..ir.text import print_graph
 
 MAGIC = b"OPENCANN"
-FORMAT = 1
+FORMAT = 2
+READS = (1, 2)  # the formats this version reads
 ALIGN = 64
 
 # safetensors' dtype names; opencann's other element types use an "OC_" extension of the same layout
@@ -69,12 +80,31 @@ def _safetensors_blob(weights: dict[str, np.ndarray]) -> list[bytes]:
     return [struct.pack("<Q", len(head)), head] + chunks
 
 
-def save(path: str | os.PathLike, graph: Graph, backend: str, meta: dict | None = None) -> None:
-    """Write `graph` (compiled for `backend`) to `path`."""
+def _kernels_blob(kernels: list[dict]) -> list[bytes]:
+    index, offset, chunks = [], 0, []
+    for k in kernels:
+        e = {"source_key": k["source_key"], "key": k["key"], "sha256": k["sha256"]}
+        for part, raw in (("binary", bytes(k["binary"])), ("source", (k.get("source") or "").encode())):
+            e[part] = [offset, offset + len(raw)]
+            chunks.append(raw)
+            chunks.append(b"\0" * _pad(len(raw)))
+            offset += len(raw) + _pad(len(raw))
+        index.append(e)
+    head = json.dumps({"kernels": index}, separators=(",", ":")).encode()
+    head += b" " * _pad(8 + len(head))
+    return [struct.pack("<Q", len(head)), head] + chunks
+
+
+def save(path: str | os.PathLike, graph: Graph, backend: str, meta: dict | None = None,
+         kernels: list[dict] | None = None, target: dict | None = None) -> None:
+    """Write `graph` (compiled for `backend`) to `path`, with `kernels` (entries with
+    `source_key`, `key`, `sha256`, `binary` bytes and `source` text) built for `target`."""
     weights: dict[str, np.ndarray] = {}
     text = print_graph(graph, weights=weights).encode()
-    sections = {"graph": [text], "weights": _safetensors_blob(weights)}
-    header = {"format": FORMAT, "backend": backend, "name": graph.name, "meta": meta or {}, "sections": {}}
+    sections = {"graph": [text], "weights": _safetensors_blob(weights),
+                "kernels": _kernels_blob(kernels or [])}
+    header = {"format": FORMAT, "backend": backend, "name": graph.name, "meta": meta or {},
+              "target": target or {}, "kernel_count": len(kernels or []), "sections": {}}
     # sizes and checksums first, offsets once the header's own size is known
     sizes, crcs = {}, {}
     for name, chunks in sections.items():
@@ -119,13 +149,23 @@ def read_header(path: str | os.PathLike) -> dict:
         raise ModelLoadError(f"cannot read {where!r}: {e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelLoadError(f"{where!r} is corrupted: its header is not valid ({e})") from None
-    if header.get("format") != FORMAT:
-        raise ModelLoadError(f"{where!r} has .ocm format {header.get('format')}; this opencann reads format "
-                             f"{FORMAT}. Compile the model again with this version.")
-    for name, s in header.get("sections", {}).items():
-        if s["offset"] + s["size"] > size:
-            raise ModelLoadError(f"{where!r} is truncated: section {name!r} ends at byte "
-                                 f"{s['offset'] + s['size']}, the file has {size}. Copy or compile it again.")
+    if not isinstance(header, dict) or header.get("format") not in READS:
+        got = header.get("format") if isinstance(header, dict) else None
+        raise ModelLoadError(f"{where!r} has .ocm format {got}; this opencann reads formats "
+                             f"{', '.join(map(str, READS))}. Compile the model again with this version.")
+    try:
+        secs = header["sections"]
+        for name in ("graph", "weights"):
+            if name not in secs:
+                raise ModelLoadError(f"{where!r} is corrupted: it has no {name!r} section. "
+                                     "Copy or compile the model again.")
+        for name, s in secs.items():
+            if s["offset"] + s["size"] > size:
+                raise ModelLoadError(f"{where!r} is truncated: section {name!r} ends at byte "
+                                     f"{s['offset'] + s['size']}, the file has {size}. Copy or compile it again.")
+        header["backend"]  # present in every file
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ModelLoadError(f"{where!r} is corrupted: its header lacks {e}. Copy or compile the model again.") from None
     return header
 
 
@@ -162,3 +202,36 @@ def load(path: str | os.PathLike, verify: bool = True, expect_backend: str | Non
     except ValueError as e:
         raise ModelLoadError(f"{where!r} is corrupted: its graph does not parse ({e})") from None
     return graph, header
+
+
+def read_kernels(path: str | os.PathLike, header: dict | None = None) -> list[dict]:
+    """The kernels an .ocm file carries (format 2; none for format 1): entries with `source_key`,
+    `key`, `sha256`, `binary` (a read-only view of the mapped file) and `source` (text). Checks
+    the index fits its section; the caller checks each binary's SHA-256 before using it."""
+    where = os.fspath(path)
+    header = header if header is not None else read_header(where)
+    s = header["sections"].get("kernels")
+    if s is None or s["size"] == 0:
+        return []
+    mm = np.memmap(where, dtype=np.uint8, mode="r")
+    base, end = s["offset"], s["offset"] + s["size"]
+    bad = f"{where!r} is corrupted: its kernels section is not valid"
+    try:
+        (ilen,) = struct.unpack("<Q", bytes(mm[base:base + 8]))
+        if base + 8 + ilen > end:
+            raise ValueError("index runs past the section")
+        index = json.loads(bytes(mm[base + 8:base + 8 + ilen]))
+        data0 = base + 8 + ilen
+        out = []
+        for e in index["kernels"]:
+            parts = {}
+            for part in ("binary", "source"):
+                b, stop = (int(x) for x in e[part])
+                if not 0 <= b <= stop or data0 + stop > end:
+                    raise ValueError(f"kernel {e['key']}: its {part} lies outside the section")
+                parts[part] = memoryview(mm[data0 + b:data0 + stop])
+            out.append({"source_key": str(e["source_key"]), "key": str(e["key"]), "sha256": str(e["sha256"]),
+                        "binary": parts["binary"], "source": bytes(parts["source"]).decode()})
+    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError) as e:
+        raise ModelLoadError(f"{bad} ({e}). Copy or compile the model again.") from None
+    return out

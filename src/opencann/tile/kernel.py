@@ -7,6 +7,9 @@ the tensor arguments, constexpr values, which int arguments equal 1), lowered to
 cached on disk, so a later process loads it without tracing or compiling. Like Triton, int
 arguments equal to 0 or 1 (strides, mostly) are specialized: the kernel sees the constant, which
 lets unit-stride accesses become contiguous loops (opt out per argument with `do_not_specialize`).
+
+`ProgramLog` records which compiled programs kernels use while it is active (`with log:`), so a
+compiled model can carry the binaries it ran.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from .ir import KernelIR, PtrType
 from .language import CONTEXT, SUPPORTED_DTYPES, Tile, builder, constexpr
 from .rewrite import rewrite
 
-__all__ = ["kernel", "Kernel", "compile_many"]
+__all__ = ["kernel", "Kernel", "compile_many", "ProgramLog"]
 
 _TILE_FILES = ("ir.py", "language.py", "trace.py", "passes.py", "codegen_c.py", "c_runtime.py",
                "kernel.py", "rewrite.py")
@@ -41,6 +44,34 @@ def _tile_version() -> str:
         with open(os.path.join(here, f), "rb") as fh:
             h.update(fh.read())
     return h.hexdigest()
+
+
+_recorders: list = []  # the active ProgramLogs
+
+
+class ProgramLog:
+    """The compiled programs that kernels launched or prepared while this log was active, across
+    threads (`with log: ...`; re-entrant). `programs` is a set of backend programs."""
+
+    __slots__ = ("programs",)
+
+    def __init__(self):
+        self.programs: set = set()
+
+    def __enter__(self) -> "ProgramLog":
+        _recorders.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for i in range(len(_recorders) - 1, -1, -1):  # by identity, the latest entry
+            if _recorders[i] is self:
+                del _recorders[i]
+                break
+
+
+def _note(prog) -> None:
+    for r in _recorders:
+        r.programs.add(prog)
 
 
 def _is_constexpr(annotation) -> bool:
@@ -212,6 +243,8 @@ class Kernel:
         key = (backend.name, spec, tuple(sorted(meta.items(), key=str)))
         prog = self._programs.get(key)
         if prog is not None:
+            if _recorders:
+                _note(prog)
             return prog
         ckey = self._cache_key(spec, meta)
         entry = f"oc_{self.name}"
@@ -229,6 +262,8 @@ class Kernel:
             _dump(k, source)
             prog = backend.compile(source, entry=entry, signature=signature, cache_key=ckey)
         self._programs[key] = prog
+        if _recorders:
+            _note(prog)
         return prog
 
     def _grid(self, grid, runtime, meta):
@@ -343,3 +378,5 @@ def compile_many(launches, backend="cpu"):
         progs = be.compile_many([t[3] for t in todo])
         for (k, spec, meta, _), prog in zip(todo, progs):
             k._programs[(be.name, spec, tuple(sorted(meta.items(), key=str)))] = prog
+            if _recorders:
+                _note(prog)

@@ -5,7 +5,8 @@ the caller's cache key), the compiler flags, the compiler's version and the host
 appears atomically (compiled to a temporary name, then renamed) under an fcntl lock, so concurrent
 processes compile a kernel once and never load a half-written file. A cached binary loads without
 running the compiler: the compiler's version is itself cached, by the compiler binary's path, size
-and modification time.
+and modification time. `KernelCache.install` puts a binary built elsewhere (one carried by an .ocm
+file) under its key the same atomic way, without any compiler.
 """
 
 from __future__ import annotations
@@ -151,6 +152,16 @@ def simd_flags() -> set:
     return set(host_isa().rsplit("|", 1)[-1].split(","))
 
 
+def _same_bytes(path: str, data: bytes) -> bool:
+    try:
+        if os.path.getsize(path) != len(data):
+            return False
+        with open(path, "rb") as f:
+            return f.read() == data
+    except OSError:
+        return False
+
+
 class KernelCache:
     """Compiles C sources to shared libraries, once per key, across threads and processes."""
 
@@ -203,6 +214,34 @@ class KernelCache:
                 os.unlink(tmp)
                 raise BackendError(f"C compile failed ({' '.join(cmd)}):\n{res.stderr[-4000:]}")
             os.replace(tmp, out)
+        return out
+
+    def install(self, key: str, binary, source: str | None = None) -> str:
+        """Store `binary` (the bytes of a shared library built for this host's ISA, e.g. carried by
+        an .ocm file) as the binary of cache key `key`; returns its path. Needs no compiler. A file
+        already there with the same bytes is kept; one with other bytes is replaced atomically."""
+        if not key or any(c not in "0123456789abcdef" for c in key):
+            raise BackendError(f"invalid kernel cache key {key!r}")
+        out = self.path(key)
+        data = bytes(binary)
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        if _same_bytes(out, data):
+            return out
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(out))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, out)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        if source is not None and not os.path.exists(out[:-3] + ".c"):
+            tmp = f"{out[:-3]}.c.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                f.write(source)
+            os.replace(tmp, out[:-3] + ".c")
         return out
 
     def build_many(self, items) -> list:
