@@ -114,3 +114,79 @@ def test_kernel_failure_names_the_node():
     ex = CpuExecutor(_chain(), "chain")
     with pytest.raises(opencann.errors.ExecutionError, match="gemm for node 'mm'"):
         ex.run({"x": np.ones((3, 7), np.float32)})  # K=7 does not match the weight's 16
+
+
+def _shape_arith(data_dependent=False):
+    """x -> [NonZero ->] Shape -> Gather -> Unsqueeze -> Concat -> Reshape(x): shape arithmetic as
+    exporters write it. With NonZero the shape read is data-dependent."""
+    g = Graph("shapes", {"": 18})
+    x = g.add_input("x", TensorType(F32, ("n", 6)))
+    src = x
+    if data_dependent:
+        (src,) = g.add_node("NonZero", [x], ["nz"])
+    (s,) = g.add_node("Shape", [src], ["s"])
+    (d,) = g.add_node("Gather", [s, g.add_constant("i1", np.array(1, np.int64))], ["d"], {"axis": 0})
+    (u,) = g.add_node("Unsqueeze", [d, g.add_constant("ax", np.array([0], np.int64))], ["u"])
+    (c,) = g.add_node("Concat", [g.add_constant("m1", np.array([-1], np.int64)), u], ["c"],
+                      {"axis": 0})
+    flat = g.add_constant("flat", np.arange(120, dtype=np.float32))
+    (y,) = g.add_node("Reshape", [flat, c], ["y"])
+    (z,) = g.add_node("Exp", [x], ["z"])
+    g.outputs = [y, z]
+    infer_graph(g, bind_ops(g, g.name), g.name)
+    return g
+
+
+def test_planned_runs_skip_shape_arithmetic(monkeypatch):
+    ex = CpuExecutor(_shape_arith(), "shapes")
+    op = {i: ex.placement.steps[i].nodes[0].op for i in ex._derived}
+    assert set(op.values()) == {"Gather", "Unsqueeze", "Concat", "Reshape"}
+    calls = []
+    for i in ex._derived:  # count the calls of every derived step
+        fn, ins, outs, frees = ex._steps[i]
+        ex._steps[i] = (lambda *a, _i=i, _f=fn: calls.append(op[_i]) or _f(*a), ins, outs, frees)
+    x = np.ones((4, 6), np.float32)
+    first = ex.run({"x": x})  # plans: every step runs once
+    assert sorted(calls) == ["Concat", "Gather", "Reshape", "Unsqueeze"]
+    calls.clear()
+    again = ex.run({"x": x})
+    assert calls == ["Reshape"]  # the graph output's step runs; the shape arithmetic does not
+    np.testing.assert_array_equal(again["y"], first["y"])
+    assert again["y"].shape == (20, 6)
+
+
+def test_a_changed_intermediate_shape_drops_the_plan():
+    """NonZero's output shape depends on the data: same input shape, another intermediate shape.
+    The planned run notices at the Shape step and runs every step again."""
+    ex = CpuExecutor(_shape_arith(data_dependent=True), "shapes")
+    assert ex._derived
+    few = np.zeros((4, 6), np.float32)
+    few[0, :3] = 1
+    many = np.ones((4, 6), np.float32)
+    assert ex.run({"x": few})["y"].shape == (40, 3)  # NonZero: (2, 3)
+    assert ex.run({"x": few})["y"].shape == (40, 3)  # planned
+    assert ex.run({"x": many})["y"].shape == (5, 24)  # NonZero: (2, 24), not (2, 3)
+    assert ex.run({"x": many})["y"].shape == (5, 24)
+    assert ex.run({"x": few})["y"].shape == (40, 3)
+
+
+def test_small_integer_results_are_memoized_read_only():
+    from opencann.engine.executor import _memoized
+
+    calls = []
+
+    def fn(a, b=None):
+        calls.append(1)
+        return (a + 1,)
+
+    m = _memoized(fn)
+    k = np.array([1, 2], np.int64)
+    r1 = m(k, None)
+    r2 = m(k.copy(), None)
+    assert r1 is r2 and len(calls) == 1 and not r1[0].flags.writeable
+    m(np.array([1, 3], np.int64), None)
+    assert len(calls) == 2
+    big = np.arange(1000, dtype=np.int64)  # not "small": called every time
+    m(big)
+    m(big)
+    assert len(calls) == 4

@@ -14,6 +14,7 @@ a profile is active.
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 from typing import Any
@@ -41,6 +42,58 @@ def _captured(node) -> list[int]:
             out += _captured(n)
         out += [id(v) for v in g.outputs]
     return out
+
+
+# ops whose outputs are not a function of their inputs alone
+_NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+                     "Multinomial", "Bernoulli", "Dropout"}
+MEMO_MAX_ELEMENTS = 64  # "small integer tensors": shapes, indices and axes of shape arithmetic
+MEMO_MAX_ENTRIES = 8
+
+
+def _memoized(fn):
+    """`fn` with its results remembered for small integer inputs. Exported models compute shapes
+    at run time (Shape -> Gather -> Unsqueeze -> Concat -> Reshape): the same few values every
+    run, dozens of reference calls. A step whose every input is a small integer (or bool) array
+    returns its outputs of the last few distinct inputs, read-only, without calling the op."""
+    memo: dict = {}
+
+    def run(*args):
+        key = []
+        for a in args:
+            if a is None:
+                key.append(None)
+            elif (type(a) is np.ndarray and a.dtype.kind in "iub"
+                  and a.size <= MEMO_MAX_ELEMENTS):
+                key.append((a.dtype.char, a.shape, a.tobytes()))
+            else:
+                return fn(*args)
+        key = tuple(key)
+        got = memo.get(key)
+        if got is None:
+            got = fn(*args)
+            if not all(type(x) is np.ndarray for x in got):
+                return got
+            for x in got:
+                x.flags.writeable = False
+            if len(memo) >= MEMO_MAX_ENTRIES:
+                memo.pop(next(iter(memo)))
+            memo[key] = got
+        return got
+    return run
+
+
+class _StaleShapes(Exception):
+    """A Shape/Size step of a planned run gave other values than when the plan was made."""
+
+
+def _checked_root(fn, want):
+    def run(*args):
+        got = fn(*args)
+        if len(got) != len(want) or not all(np.array_equal(g, w) for g, w in zip(got, want)):
+            raise _StaleShapes
+        return got
+    return run
 
 
 class CpuExecutor:
@@ -97,7 +150,8 @@ class CpuExecutor:
                   and id(v) in life and id(v) not in keep
                   and all(self.placement.steps[j].device == "cpu" for j in readers.get(id(v), [])))
             self._arena_slot.append(slot[id(v)] if ok else None)
-        self._arenas: dict[tuple, list] = {}
+        self._roots, self._derived = self._shape_steps()
+        self._arenas: dict[tuple, tuple] = {}
         self.arena_plan: MemoryPlan | None = None
         self._arena_lock = threading.Lock()
         self._template = [None] * len(slot)
@@ -105,8 +159,44 @@ class CpuExecutor:
             self._template[s] = c
         self._life = life
 
+    def _shape_steps(self) -> tuple[set, set]:
+        """(roots, derived): the Shape/Size ref steps, and the ref steps computed from nothing but
+        their outputs and constants (shape arithmetic, and what it builds: position ids, causal
+        masks). For one binding of input shapes a derived step gives the same values every run,
+        so a planned run takes them from the first run and skips the steps; the roots still run
+        and are compared with that run, and a difference drops the plan (never a wrong result)."""
+        made: dict[int, int] = {}  # value id -> index of the step that makes it
+        for i, st in enumerate(self.placement.steps):
+            for v in st.outputs:
+                if v is not None:
+                    made[id(v)] = i
+        consts = {id(c) for c in self.graph.constants}
+        roots: set[int] = set()
+        derived: set[int] = set()
+        for i, st in enumerate(self.placement.steps):
+            if st.device == "cpu" or len(st.nodes) != 1:
+                continue
+            n = st.nodes[0]
+            if n.subgraphs() or n.op in _NONDETERMINISTIC or n.domain not in ("", "ai.onnx"):
+                continue
+            if n.op in ("Shape", "Size"):
+                roots.add(i)
+                continue
+            ins = [v for v in n.inputs if v is not None]
+            if ins and all(id(v) in consts or made.get(id(v)) in roots or made.get(id(v)) in derived
+                           for v in ins):
+                derived.add(i)
+        return roots, derived
+
     # --- ref steps ----------------------------------------------------------------------------
     def _ref_fn(self, st: Step):
+        fn = self._ref_call(st)
+        n = st.nodes[0]
+        if n.subgraphs() or n.op in _NONDETERMINISTIC or n.domain not in ("", "ai.onnx"):
+            return fn
+        return _memoized(fn)
+
+    def _ref_call(self, st: Step):
         n = st.nodes[0]
         d, attrs = self.bound[id(n)]
         n_args = len(n.inputs)
@@ -154,6 +244,18 @@ class CpuExecutor:
 
     # --- running ------------------------------------------------------------------------------
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        # a run allocates many small containers: the cyclic collector would walk the whole
+        # compiled model between its steps (3-5% of MiniLM's time); it runs after instead
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return self._run(feeds)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _run(self, feeds: dict[str, Any]) -> dict[str, Any]:
         env = self._template.copy()
         self._running.env = env
         env.append(None)  # slot -1: an omitted optional input
@@ -169,18 +271,27 @@ class CpuExecutor:
                 # the plan's key; `into` checks each buffer's shape, so a key that misses a
                 # change (a sequence input) costs a fresh allocation, never a wrong result
                 key = tuple([getattr(feeds[name], "shape", None) for name, _ in self._inputs])
-                bufs = self._arenas.get(key)
-                if bufs is None:
-                    self._run_plain(env, sizes := {})
-                    self._arenas[key] = self._make_arena(sizes)
+                plan = self._arenas.get(key)
+                if plan is None:
+                    self._run_plain(env, sizes := {}, seen := {})
+                    self._arenas[key] = self._make_plan(sizes, seen)
                 else:
-                    self._run_arena(env, bufs)
+                    fresh = env.copy()
+                    try:
+                        self._run_arena(env, *plan)
+                    except _StaleShapes:  # an intermediate's shape is not what the plan saw
+                        del self._arenas[key]
+                        env[:] = fresh
+                        self._run_plain(env)
             finally:
                 self._arena_lock.release()
         self._running.env = None
         return {name: env[s] for name, s in self._outputs}
 
-    def _run_plain(self, env, sizes: dict | None = None) -> None:
+    def _run_plain(self, env, sizes: dict | None = None, seen: dict | None = None) -> None:
+        """Every step in order. With `sizes` and `seen`, also note the arena candidates' output
+        shapes and the outputs of the shape steps (roots and derived), for `_make_plan`."""
+        shape_steps = self._roots | self._derived if seen is not None else ()
         for i, (fn, ins, outs, frees) in enumerate(self._steps):
             args = [env[j] for j in ins]
             try:
@@ -193,11 +304,38 @@ class CpuExecutor:
                 x = res[0]
                 if isinstance(x, np.ndarray) and x.dtype == np.float32:
                     sizes[i] = x.shape
+            if i in shape_steps:
+                seen[i] = res
             for s in frees:
                 env[s] = None
 
-    def _run_arena(self, env, bufs) -> None:
-        for i, ((fn, ins, outs, frees), buf) in enumerate(zip(self._steps, bufs)):
+    def _make_plan(self, sizes: dict, seen: dict) -> tuple:
+        """(steps, buffers, preset values) of the planned runs of one binding of input shapes."""
+        bufs = self._make_arena(sizes)
+        outputs = {s for _, s in self._outputs}
+        preset, skip = [], set()
+        for i in sorted(self._derived):
+            res, outs = seen.get(i), self._steps[i][2]
+            # arrays only (not sequences), and none handed to the caller (they are shared)
+            if res is None or not all(type(x) is np.ndarray for x in res) or outputs & set(outs):
+                continue
+            skip.add(i)
+            for s, x in zip(outs, res):
+                x.flags.writeable = False  # shared by every run of this binding
+                preset.append((s, x))
+        steps = []
+        for i, (fn, ins, outs, frees) in enumerate(self._steps):
+            if i in skip:
+                continue
+            if i in self._roots:
+                fn = _checked_root(fn, seen[i])
+            steps.append((i, fn, ins, outs, frees, bufs[i]))
+        return steps, preset
+
+    def _run_arena(self, env, steps, preset) -> None:
+        for s, x in preset:
+            env[s] = x
+        for i, fn, ins, outs, frees, buf in steps:
             args = [env[j] for j in ins]
             try:
                 if buf is not None and fn.into(buf, *args):
@@ -205,6 +343,8 @@ class CpuExecutor:
                     res = None
                 else:
                     res = fn(*args)
+            except _StaleShapes:
+                raise
             except Exception as e:
                 raise self._step_error(i, args, e) from e
             if res is not None:

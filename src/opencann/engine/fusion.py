@@ -170,7 +170,7 @@ def _padding_mask(mask: np.ndarray, b: int, skv: int):
     return np.ascontiguousarray(keep)
 
 
-def _attention_call(scale: float, has_mask: bool):
+def _attention_call(scale: float, has_mask: bool, merged: bool = False):
     from ..ops.math.kernels.gemm import batched_gemm
     from ..ops.nn.kernels.softmax import softmax
     from ..ops.transformer.kernels.attention import attention
@@ -186,23 +186,30 @@ def _attention_call(scale: float, has_mask: bool):
         p = softmax(s.astype(np.float32, copy=False))
         return batched_gemm(p.reshape(-1, sq, p.shape[-1]), v.reshape(-1, *v.shape[-2:])).reshape(b, h, sq, d)
 
+    def fused(q, k, v, **kw):
+        out = None
+        if merged:  # the (B, H, S, D) view of a (B, S, H, D) buffer: the Transpose after is free
+            b, h, sq, d = q.shape
+            out = np.empty((b, sq, h, d), np.float32).transpose(0, 2, 1, 3)
+        return (attention(q, k, v, scale=scale, out=out, **kw),)
+
     def fn(q, kt, v, mask=None):
         k = kt.swapaxes(-1, -2)
         if q.shape[:2] != k.shape[:2] or k.shape != v.shape or q.ndim != 4:
             return (unfused(q, k, v, mask),)
         if mask is None:
-            return (attention(q, k, v, scale=scale),)
+            return fused(q, k, v)
         if seen[0] is mask:
             kind, kpm = seen[1]
         else:
             kind, kpm = _mask_kind(mask, q.shape[0], q.shape[1], q.shape[2], k.shape[2])
             seen[0], seen[1] = mask, (kind, kpm)
         if kind == "padding":
-            return (attention(q, k, v, key_padding_mask=kpm, scale=scale),)
+            return fused(q, k, v, key_padding_mask=kpm)
         if kind == "causal":
-            return (attention(q, k, v, causal=True, scale=scale),)
+            return fused(q, k, v, causal=True)
         if kind == "additive":
-            return (attention(q, k, v, additive_mask=mask, scale=scale),)
+            return fused(q, k, v, additive_mask=mask)
         return (unfused(q, k, v, mask),)
     return fn
 
@@ -429,8 +436,12 @@ class _Fuser:
             return None
         nodes.append(nxt)
         ins = [q, kt, v] + ([mask] if mask is not None else [])
-        return FusionGroup("attention", nodes, Lowered(_attention_call(scale, mask is not None), ins,
-                                                       "attention"), nxt.outputs[0],
+        # heads merged back by Transpose(0, 2, 1, 3): write (B, S, H, D), return its (B, H, S, D) view
+        after = self.sole(nxt.outputs[0])
+        merged = after is not None and after.op == "Transpose" and \
+            list(self.bound[id(after)][1].get("perm", [])) == [0, 2, 1, 3]
+        return FusionGroup("attention", nodes, Lowered(_attention_call(scale, mask is not None, merged),
+                                                       ins, "attention"), nxt.outputs[0],
                            (["scale"] if scale != 1.0 else []) + (["mask"] if mask is not None else []))
 
     # --- elementwise chains -----------------------------------------------------------------

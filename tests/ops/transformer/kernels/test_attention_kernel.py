@@ -83,3 +83,22 @@ def test_attention_additive_mask(backend, shape):
     want = (e / e.sum(-1, keepdims=True)) @ v
     got = attention(q, k, v, additive_mask=mask, backend=backend)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["ref", "cpu"])
+def test_attention_reads_and_writes_head_views(backend):
+    """Heads split off (B, S, H*D) projections by reshape + transpose are read where they lie,
+    and `out` may be the (B, H, S, D) view of a (B, S, H, D) buffer."""
+    rng = np.random.default_rng(4)
+    B, S, H, D = 2, 37, 3, 16
+    qkv = rng.standard_normal((B, S, 3 * H * D)).astype(np.float32)
+    q, k, v = (qkv[..., i * H * D:(i + 1) * H * D].reshape(B, S, H, D).transpose(0, 2, 1, 3)
+               for i in range(3))
+    assert not q.flags.c_contiguous
+    buf = np.full((B, S, H, D), np.nan, np.float32)
+    got = attention(q, k, v, causal=True, backend=backend, out=buf.transpose(0, 2, 1, 3))
+    want = attention_ref(q, k, v, True)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(buf, want.transpose(0, 2, 1, 3), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="last dim must be contiguous"):
+        attention(q, k, v, backend=backend, out=np.empty((B, H, D, S), np.float32).swapaxes(2, 3))

@@ -75,12 +75,34 @@ def _el(x):
     return [s // x.itemsize for s in x.strides[:3]]
 
 
+def _readable(x) -> bool:
+    """Whether the kernel can address `x` where it lies: last dim contiguous, strides >= 0."""
+    isz = x.itemsize
+    return x.size > 0 and x.strides[-1] == isz and all(s >= 0 and s % isz == 0 for s in x.strides)
+
+
+def _in_place(x):
+    """`x` as the kernel reads it: a (B, H, S, D) view whose last dim is contiguous is passed as
+    it lies in memory (a 1-d window over its elements, with x's strides); other layouts are
+    copied. Returns (array to pass, strides in elements of the first three dims)."""
+    if not _readable(x):
+        x = np.ascontiguousarray(x)
+    if x.flags.c_contiguous:
+        return x, _el(x)
+    isz = x.itemsize
+    extent = 1 + sum((n - 1) * (s // isz) for n, s in zip(x.shape, x.strides))
+    return np.lib.stride_tricks.as_strided(x, shape=(extent,), strides=(isz,)), _el(x)
+
+
 def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=None,
-              backend="cpu", blocks=None, additive_mask=None):
+              backend="cpu", blocks=None, additive_mask=None, out=None):
     """softmax(q @ k^T * scale + masks) @ v for q (B, H, Sq, D), k and v (B, H, Skv, D).
 
     Also accepts 3-d (H, S, D) inputs. float32/float16/bfloat16 inputs; the output has q's dtype.
-    `additive_mask` broadcasts to (B, H, Sq, Skv) and is added to the scaled scores.
+    `additive_mask` broadcasts to (B, H, Sq, Skv) and is added to the scaled scores. Inputs whose
+    last dim is contiguous (e.g. heads split off a projection by reshape and transpose) are read
+    where they lie; `out` may be such a view too (e.g. the (B, H, Sq, D) transpose of a
+    (B, Sq, H, D) buffer, so the heads come out merged).
     """
     q, k, v = (np.asarray(t) for t in (q, k, v))
     squeeze = q.ndim == 3
@@ -89,12 +111,18 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
     if q.ndim != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
         raise ValueError(f"attention needs q (B,H,Sq,D), k and v (B,H,Skv,D); got {q.shape}, "
                          f"{k.shape}, {v.shape}")
-    q, k, v = (np.ascontiguousarray(t if tile.is_float_storage(t.dtype)
-                                    else t.astype(np.float32)) for t in (q, k, v))
+    q, k, v = (t if tile.is_float_storage(t.dtype) else t.astype(np.float32) for t in (q, k, v))
     B, H, Sq, D = q.shape
     Skv = k.shape[2]
-    out = np.empty(q.shape, q.dtype)
-    if out.size:
+    if out is None:
+        out = np.empty(q.shape, q.dtype)
+    else:
+        if out.ndim == 3:
+            out = out[None]
+        if out.shape != q.shape or out.dtype != q.dtype:
+            raise ValueError(f"attention: out must be {q.dtype} {q.shape}, got {out.dtype} {out.shape}")
+    result = out
+    if out.size and k.size:
         scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
         lens = np.ascontiguousarray(np.broadcast_to(Skv if kv_lens is None else kv_lens, (B,)),
                                     np.int32)
@@ -111,8 +139,14 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
             # the kernel reads the mask where it is: stride 0 along broadcast dims
             mstrides = tuple(0 if n == 1 else st // 4 for n, st in zip(amask.shape[:3], amask.strides[:3]))
         bm, bn = blocks or (64 if Sq >= 64 else max(8, -(-Sq // 8) * 8), 64)
+        (q, sq), (k, sk), (v, sv) = _in_place(q), _in_place(k), _in_place(v)
+        if not _readable(out):
+            raise ValueError("attention: out's last dim must be contiguous, its strides >= 0")
+        o, so = _in_place(out)
         attention_kernel[(-(-Sq // bm), B * H)](
-            q, k, v, out, lens, kmask, amask, Sq, Skv, H, scale, *_el(q), *_el(k), *_el(v),
-            *_el(out), *mstrides, D=D, BM=bm, BN=bn, CAUSAL=bool(causal),
-            HAS_MASK=kmask is not None, HAS_ADD=amask is not None, backend=backend)
-    return out[0] if squeeze else out
+            q, k, v, o, lens, kmask, amask, Sq, Skv, H, scale, *sq, *sk, *sv, *so, *mstrides,
+            D=D, BM=bm, BN=bn, CAUSAL=bool(causal), HAS_MASK=kmask is not None,
+            HAS_ADD=amask is not None, backend=backend)
+    elif out.size:
+        out[...] = 0  # no keys: every row sees nothing
+    return result[0] if squeeze else result
