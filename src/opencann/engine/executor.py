@@ -25,6 +25,7 @@ from .. import profiler
 from ..errors import ExecutionError
 from ..ir import Graph, TensorType
 from ..ops import context
+from ..runtime.host import keep_freed_host_memory
 from . import cost
 from .interpreter import Interpreter, _describe_inputs, bind_ops
 from .memory import MemoryPlan, lifetimes, plan_memory
@@ -100,6 +101,7 @@ class CpuExecutor:
     """Executes `graph` with cpu kernels where placed, op references elsewhere."""
 
     def __init__(self, graph: Graph, model_name: str = "model", fuse: bool = True):
+        keep_freed_host_memory()
         self.graph = graph
         self.model_name = model_name
         self.bound = bind_ops(graph, model_name)
