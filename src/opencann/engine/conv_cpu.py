@@ -2,8 +2,9 @@
 with bias and activation in its epilogue.
 
 The library's `im2col_kernel` indexes output pixels linearly, so every tap pays an integer
-division and a modulo by the output width; here a program copies one output row of one tap row
-(no division per element, unit-stride loads when the stride is 1). A stand-in until the library
+division and a modulo by the output width; here a program fills one row of the tap matrix (one
+(channel, kh, kw) tap), output row by output row: no division per element, unit-stride loads when
+the stride is 1, and few enough programs that scheduling them costs nothing. A stand-in until the library
 kernel does the same (see the engine's report of requests to the kernel owners).
 
     >>> y = conv2d_rows(x, w, b, (1, 1), (1, 1), (1, 1), 1, "relu")    # doctest: +SKIP
@@ -23,18 +24,21 @@ __all__ = ["conv2d_rows", "im2col_rows_kernel"]
 @tile.kernel(do_not_specialize=("C", "H", "W", "OH", "OW", "PH", "PW", "c0", "K"))
 def im2col_rows_kernel(x, cols, C, H, W, OH, OW, SH, SW, PH, PW, DH, DW, c0, K,
                        KH: tile.constexpr, KW: tile.constexpr, BLOCK: tile.constexpr):
-    oh = tile.program_id(0)
-    r = tile.program_id(1)  # row of the tap matrix: (c, kh, kw)
-    img = tile.program_id(2)
+    """Row r = (c, kh, kw) of image img's tap matrix, one output row (oh) at a time."""
+    r = tile.program_id(0)  # row of the tap matrix: (c, kh, kw)
+    img = tile.program_id(1)
     c = r // (KH * KW)
     kh = (r // KW) % KH
     kw = r % KW
     ow = tile.arange(0, BLOCK)
-    ih = oh * SH - PH + kh * DH
     iw = ow * SW - PW + kw * DW
-    inside = (ow < OW) & (iw >= 0) & (iw < W) & (ih >= 0) & (ih < H)
-    v = tile.load(x + ((img * C + c0 + c) * H + ih) * W + iw, mask=inside, other=0.0)
-    tile.store(cols + (img * K + r) * (OH * OW) + oh * OW + ow, v, mask=ow < OW)
+    cols_ok = (ow < OW) & (iw >= 0) & (iw < W)
+    src = x + (img * C + c0 + c) * H * W + iw
+    dst = cols + (img * K + r) * (OH * OW) + ow
+    for oh in range(0, OH):
+        ih = oh * SH - PH + kh * DH
+        v = tile.load(src + ih * W, mask=cols_ok & (ih >= 0) & (ih < H), other=0.0)
+        tile.store(dst + oh * OW, v, mask=ow < OW)
 
 
 def conv2d_rows(x, weight, bias, stride, padding, dilation, groups, activation=None):
@@ -62,8 +66,8 @@ def conv2d_rows(x, weight, bias, stride, padding, dilation, groups, activation=N
             cols = x[:, g * cg:(g + 1) * cg].reshape(n, cg, h * w)
         else:
             cols = np.empty((n, k, oh * ow), np.float32)
-            im2col_rows_kernel[(oh, k, n)](x, cols, c, h, w, oh, ow, sh, sw, ph, pw, dh, dw,
-                                           g * cg, k, KH=kh, KW=kw, BLOCK=block)
+            im2col_rows_kernel[(k, n)](x, cols, c, h, w, oh, ow, sh, sw, ph, pw, dh, dw,
+                                       g * cg, k, KH=kh, KW=kw, BLOCK=block)
         res = batched_gemm(wmat[g], cols, row_bias=None if b is None else b[g],
                            activation=activation, impl="auto")
         if groups == 1:
