@@ -200,7 +200,7 @@ def _attention_graph(mask_shape=(1, 1, 8, 8), scale_op="Mul"):
 
 
 @pytest.mark.parametrize("scale_op", ["Mul", "Div"])
-@pytest.mark.parametrize("mask_kind", ["padding", "general", "all_masked", "causal",
+@pytest.mark.parametrize("mask_kind", ["padding", "holes", "general", "all_masked", "causal",
                                        "causal_padded"])
 def test_attention_fusion(scale_op, mask_kind):
     g = _attention_graph((2, 1, 8, 8), scale_op)
@@ -211,6 +211,8 @@ def test_attention_fusion(scale_op, mask_kind):
     mask = np.zeros((2, 1, 8, 8), np.float32)
     if mask_kind == "padding":
         mask[1, :, :, 5:] = np.finfo(np.float32).min
+    elif mask_kind == "holes":  # a padding mask that is not a prefix
+        mask[1, :, :, 2] = np.finfo(np.float32).min
     elif mask_kind == "general":  # differs per query: added inside the kernel
         mask = np.where(rng.random((2, 1, 8, 8)) < 0.3, -1e9, 0.0).astype(np.float32)
     elif mask_kind.startswith("causal"):  # the kernel's causal flag; with padding, added
@@ -293,9 +295,30 @@ def test_attention_mask_kinds():
     assert _mask_kind(causal, 2, 3, 6, 6)[0] == "causal"
     pad = np.zeros((2, 1, 1, 6), np.float32)
     pad[1, ..., 4:] = low
+    kind, lens = _mask_kind(pad, 2, 3, 6, 6)
+    assert kind == "lengths" and lens.tolist() == [6, 4]
+    pad[0, ..., 1] = low  # a hole: not a length
     kind, kpm = _mask_kind(pad, 2, 3, 6, 6)
-    assert kind == "padding" and kpm.tolist() == [[True] * 6, [True] * 4 + [False] * 2]
+    assert kind == "padding" and kpm.tolist() == [[True, False] + [True] * 4,
+                                                  [True] * 4 + [False] * 2]
     assert _mask_kind(np.minimum(causal, pad), 2, 3, 6, 6)[0] == "additive"
+    assert _mask_kind(np.zeros((1, 1, 1, 6), np.float32), 2, 3, 6, 6)[0] == "lengths"
     assert _mask_kind(rng.standard_normal((3, 1, 6)).astype(np.float32), 2, 3, 6, 6)[0] == "additive"
     assert _mask_kind(np.zeros((4, 1, 1, 6), np.float32), 2, 3, 6, 6)[0] == "unfused"
     assert _mask_kind(np.maximum(causal, -1e4).astype(np.float16), 2, 3, 6, 6)[0] == "unfused"
+
+
+def test_attention_writes_merged_heads_for_the_transpose_after():
+    """Attention -> Transpose(0, 2, 1, 3) -> Reshape: the kernel writes (B, S, H, D) and the
+    transpose and reshape after it are views; the result is the unfused graph's."""
+    g = _attention_graph((2, 1, 8, 8))
+    o = g.outputs[0]
+    (t,) = g.add_node("Transpose", [o], ["t"], {"perm": [0, 2, 1, 3]})
+    (r,) = g.add_node("Reshape", [t, g.add_constant("shp", np.array([2, 8, 32], np.int64))], ["r"])
+    g.outputs = [r]
+    _typed(g)
+    feeds = {n: rng.standard_normal((2, 2, 8, 16)).astype(np.float32) for n in "qkv"}
+    mask = np.zeros((2, 1, 8, 8), np.float32)
+    mask[1, ..., 6:] = np.finfo(np.float32).min
+    feeds["mask"] = mask
+    _check_all(g, feeds, rtol=1e-4, atol=1e-5)

@@ -206,6 +206,8 @@ def _attention_call(scale: float, has_mask: bool, merged: bool = False):
             seen[0], seen[1] = mask, (kind, kpm)
         if kind == "padding":
             return fused(q, k, v, key_padding_mask=kpm)
+        if kind == "lengths":
+            return fused(q, k, v, kv_lens=kpm)
         if kind == "causal":
             return fused(q, k, v, causal=True)
         if kind == "additive":
@@ -225,9 +227,9 @@ def _causal(mask: np.ndarray, sq: int, skv: int) -> bool:
 
 
 def _mask_kind(mask: np.ndarray, b: int, h: int, sq: int, skv: int):
-    """How the attention kernel takes additive `mask`: ("padding", (B, Skv) bool), ("causal",
-    None), ("additive", None) read as it is, or ("unfused", None) for a mask that does not
-    broadcast to the scores (B, H, Sq, Skv)."""
+    """How the attention kernel takes additive `mask`: ("lengths", (B,) visible keys),
+    ("padding", (B, Skv) bool), ("causal", None), ("additive", None) read as it is, or
+    ("unfused", None) for a mask that does not broadcast to the scores (B, H, Sq, Skv)."""
     try:
         np.broadcast_shapes(mask.shape, (b, h, sq, skv))
     except ValueError:
@@ -237,6 +239,11 @@ def _mask_kind(mask: np.ndarray, b: int, h: int, sq: int, skv: int):
     if mask.ndim == 4 and mask.shape[1] == 1 and mask.shape[0] in (1, b):
         kpm = _padding_mask(mask, b, skv)
         if kpm is not None:
+            # keys visible up to a length per batch entry (right padding, or none): the kernel's
+            # loop bound, which costs nothing, instead of a mask tile per key block
+            lens = kpm.sum(axis=1)
+            if (kpm == (np.arange(skv)[None, :] < lens[:, None])).all():
+                return "lengths", lens.astype(np.int32)
             return "padding", kpm
     if _causal(mask, sq, skv):
         return "causal", None

@@ -138,7 +138,10 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
             amask = np.ascontiguousarray(amask)
             # the kernel reads the mask where it is: stride 0 along broadcast dims
             mstrides = tuple(0 if n == 1 else st // 4 for n, st in zip(amask.shape[:3], amask.strides[:3]))
-        bm, bn = blocks or (64 if Sq >= 64 else max(8, -(-Sq // 8) * 8), 64)
+        # one program per 128 queries of a head (64 under a causal mask, so that more key
+        # blocks are skipped); measured on 12 heads at S=128 and 512, D=32 and 64
+        top = 64 if causal else 128
+        bm, bn = blocks or (top if Sq >= top else max(8, -(-Sq // 8) * 8), 64)
         (q, sq), (k, sk), (v, sv) = _in_place(q), _in_place(k), _in_place(v)
         if not _readable(out):
             raise ValueError("attention: out's last dim must be contiguous, its strides >= 0")
