@@ -170,12 +170,14 @@ def _padding_mask(mask: np.ndarray, b: int, skv: int):
     return np.ascontiguousarray(keep)
 
 
-def _attention_call(scale: float, has_mask: bool, merged: bool = False):
+def _attention_call(scale: float, has_mask: bool, merged: bool = False, seen: list | None = None):
     from ..ops.math.kernels.gemm import batched_gemm
     from ..ops.nn.kernels.softmax import softmax
     from ..ops.transformer.kernels.attention import attention
 
-    seen: list = [None, None]  # the last mask array and its padding form (layers share one mask)
+    # the last mask array and its kind: the layers of a model share one mask, and the groups
+    # of one graph share this list, so the mask is looked at once per run
+    seen = [None] if seen is None else seen  # [(mask, kind, form)]: one store, thread-safe
 
     def unfused(q, k, v, mask):
         b, h, sq, d = q.shape
@@ -199,11 +201,12 @@ def _attention_call(scale: float, has_mask: bool, merged: bool = False):
             return (unfused(q, k, v, mask),)
         if mask is None:
             return fused(q, k, v)
-        if seen[0] is mask:
-            kind, kpm = seen[1]
+        last = seen[0]
+        if last is not None and last[0] is mask:
+            _, kind, kpm = last
         else:
             kind, kpm = _mask_kind(mask, q.shape[0], q.shape[1], q.shape[2], k.shape[2])
-            seen[0], seen[1] = mask, (kind, kpm)
+            seen[0] = (mask, kind, kpm)
         if kind == "padding":
             return fused(q, k, v, key_padding_mask=kpm)
         if kind == "lengths":
@@ -270,6 +273,7 @@ class _Fuser:
         self.outputs = {id(v) for v in graph.outputs}
         self.index = {id(n): i for i, n in enumerate(graph.nodes)}
         self.taken: set[int] = set()
+        self.mask_seen: list = [None]  # shared by this graph's attention groups
 
     def sole(self, v: Value) -> Node | None:
         """The one node that reads `v`, if `v` is read by one untaken node and is no output."""
@@ -447,7 +451,8 @@ class _Fuser:
         after = self.sole(nxt.outputs[0])
         merged = after is not None and after.op == "Transpose" and \
             list(self.bound[id(after)][1].get("perm", [])) == [0, 2, 1, 3]
-        return FusionGroup("attention", nodes, Lowered(_attention_call(scale, mask is not None, merged),
+        return FusionGroup("attention", nodes, Lowered(_attention_call(scale, mask is not None, merged,
+                                                                       self.mask_seen),
                                                        ins, "attention"), nxt.outputs[0],
                            (["scale"] if scale != 1.0 else []) + (["mask"] if mask is not None else []))
 
