@@ -290,3 +290,10 @@ def check_feeds(model: str, inputs: list[Value], feeds: dict[str, Any]) -> dict[
                          f". The model's inputs are: {', '.join(f'{v.name}: {v.type!r}' for v in inputs)}")
     symbols: dict[str, tuple[int, str]] = {}
     return {v.name: _check_value(model, v, feeds.get(v.name), v.type, symbols) for v in inputs}
+
+
+# the single-op API (`opencann.ops.<Op>(...)`, in the operator layer below) compiles its one-node
+# graphs here: registered when this module is imported (dependency inversion, no upward import)
+from .ops import single as _single  # noqa: E402
+
+_single.set_compiler(compile, default_backend, BACKENDS)

@@ -6,6 +6,11 @@ transformer, cv, control, sequence, ml): a new op file is picked up without edit
     >>> import opencann.ops as ops
     >>> ops.lookup("Relu").family
     'nn'
+
+Every op is also callable on tensors, one op at a time (the single-op API, see `opencann.ops.single`):
+
+    >>> ops.Relu(np.array([-1.0, 2.0], np.float32))          # doctest: +SKIP
+    array([0., 2.], dtype=float32)
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import importlib
 import pkgutil
 
 from .registry import REQUIRED, OpDef, all_ops, defop, lookup
+from .single import UnknownOpError, cache_clear, cache_info, cache_size, call, op_function, op_names
 
 FAMILIES = ("math", "nn", "tensor", "transformer", "cv", "control", "sequence", "ml")
 
@@ -30,4 +36,17 @@ def _load_families() -> None:
 
 _load_families()
 
-__all__ = ["REQUIRED", "OpDef", "FAMILIES", "all_ops", "defop", "lookup"]
+
+def __getattr__(name: str):
+    """`opencann.ops.<Op>`: the single-op callable of a registered op (ONNX names, CamelCase)."""
+    if name.startswith("_"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return op_function(name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(op_names()))
+
+
+__all__ = ["REQUIRED", "OpDef", "FAMILIES", "UnknownOpError", "all_ops", "cache_clear", "cache_info", "cache_size",
+           "call", "defop", "lookup", "op_function", "op_names"]
