@@ -2,7 +2,8 @@
 torch.compile with opencann, measured in one run, with the opencann/eager and opencann/Inductor
 ratios; also checks that opencann trains like eager (same seed, same data): the loss at every step
 within 1e-3 relative, and every parameter gradient of the first step within 1e-4 (relative to the
-gradient's largest element).
+gradient's largest element). The paths take turns in blocks of `--block` steps: PyTorch's worker
+threads spin after its ops and would slow whichever path ran right after.
 
     python bench/torch_train.py                       # 6 layers, width 384, sequence 128, batch 8, 30 steps
     python bench/torch_train.py --layers 2 --width 128 --steps 5     # a quick look
@@ -56,6 +57,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--no-inductor", action="store_true")
+    p.add_argument("--block", type=int, default=5, help="steps each path runs before the next path's turn")
     p.add_argument("--engines", default="ref,cpu", help="opencann executors to measure (comma-separated)")
     args = p.parse_args(argv)
 
@@ -82,37 +84,44 @@ def main(argv=None) -> int:
         paths[f"opencann[{e}]"] = (torch.compile(models[e], backend="opencann", options={"engine": e}),
                                    torch.optim.AdamW(models[e].parameters(), lr=args.lr))
     times: dict[str, list[float]] = {k: [] for k in paths}
-    worst_loss, first_grad, skipped = 0.0, (0.0, ""), {}
-    for i, ids in enumerate(data):
-        # one step of each path, back to back, so a busy machine slows all of them alike
-        line = f"step {i:2d}:"
-        loss_e = None
+    losses: dict[str, list[float]] = {k: [] for k in paths}
+    grads0: dict[str, list] = {}
+    skipped = {}
+    # each path runs a block of steps in turn (eager's and inductor's worker threads spin after
+    # their ops and would slow whichever path ran next); every path sees the same batches in
+    # the same order, so losses compare step by step
+    block = max(1, args.block)
+    for start in range(0, len(data), block):
         for name, (model, opt) in list(paths.items()):
-            t = time.perf_counter()
-            try:
-                loss = step(model, ids)
-                opt.step()
-            except Exception as e:
-                if name != "inductor":
-                    raise
-                skipped[name] = traceback.format_exception_only(type(e), e)[-1].strip()[:300]
-                del paths[name], times[name]
-                continue
-            times[name].append(time.perf_counter() - t)
-            if name == "eager":
-                loss_e = loss.item()
-            line += f" | {name} {loss.item():.6f} {times[name][-1] * 1e3:7.1f} ms"
-            if name.startswith("opencann"):
-                rel = abs(loss.item() - loss_e) / abs(loss_e)
-                worst_loss = max(worst_loss, rel)
-                if i == 0:
-                    e = name[len("opencann["):-1]
-                    first_grad = max([first_grad] + [(max_rel(po.grad, pe.grad), f"{pn} ({e})") for (pn, pe), po
-                                                     in zip(eager.named_parameters(), models[e].parameters())])
-        # gradients were compared after the optimizer step, which does not touch them; clear them now
-        for _, opt in paths.values():
-            opt.zero_grad(set_to_none=True)
-        print(line, flush=True)
+            for i in range(start, min(start + block, len(data))):
+                t = time.perf_counter()
+                try:
+                    loss = step(model, data[i])
+                    opt.step()
+                except Exception as e:
+                    if name != "inductor":
+                        raise
+                    skipped[name] = traceback.format_exception_only(type(e), e)[-1].strip()[:300]
+                    del paths[name], times[name], losses[name]
+                    break
+                times[name].append(time.perf_counter() - t)
+                losses[name].append(loss.item())
+                if i == 0:  # the first step's gradients, compared with eager's below
+                    grads0[name] = [q.grad.detach().clone() for q in model.parameters()]
+                # gradients were read after the optimizer step, which does not touch them
+                opt.zero_grad(set_to_none=True)
+        for i in range(start, min(start + block, len(data))):
+            print(f"step {i:2d}:" + "".join(f" | {name} {losses[name][i]:.6f} {times[name][i] * 1e3:7.1f} ms"
+                                            for name in paths), flush=True)
+    worst_loss, first_grad = 0.0, (0.0, "")
+    names = [n for n, _ in eager.named_parameters()]
+    for name in paths:
+        if not name.startswith("opencann"):
+            continue
+        e = name[len("opencann["):-1]
+        worst_loss = max([worst_loss] + [abs(lo - le) / abs(le) for lo, le in zip(losses[name], losses["eager"])])
+        first_grad = max([first_grad] + [(max_rel(go, ge), f"{pn} ({e})")
+                                         for pn, ge, go in zip(names, grads0["eager"], grads0[name])])
 
     ok = worst_loss <= 1e-3 and first_grad[0] <= 1e-4
     print(f"\nlosses: worst relative difference {worst_loss:.2e} (limit 1e-3)")

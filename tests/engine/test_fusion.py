@@ -322,3 +322,25 @@ def test_attention_writes_merged_heads_for_the_transpose_after():
     mask[1, ..., 6:] = np.finfo(np.float32).min
     feeds["mask"] = mask
     _check_all(g, feeds, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("ta,tb", [(0, 0), (1, 0), (0, 1), (1, 1)])
+@pytest.mark.parametrize("c_kind", [None, "bias", "matrix"])
+def test_gemm_with_runtime_weights(ta, tb, c_kind):
+    """Training graphs feed the weights: Gemm with a runtime B (and C) runs the GEMM kernel with
+    its transposes as flags, followed by a fused residual Add."""
+    m, k, n = 7, 5, 6
+    g = Graph("gemm_rt", {"": 18})
+    a = g.add_input("a", TensorType(F32, (k, m) if ta else (m, k)))
+    b = g.add_input("b", TensorType(F32, (n, k) if tb else (k, n)))
+    ins = [a, b]
+    if c_kind:
+        ins.append(g.add_input("c", TensorType(F32, (n,) if c_kind == "bias" else (m, n))))
+    r = g.add_input("r", TensorType(F32, (m, n)))
+    (y,) = g.add_node("Gemm", ins, ["y"], {"transA": ta, "transB": tb})
+    (z,) = g.add_node("Add", [y, r], ["z"])
+    g.outputs = [z]
+    _typed(g)
+    feeds = {v.name: rng.standard_normal(v.type.shape).astype(np.float32) for v in g.inputs}
+    ex = _check_all(g, feeds)
+    assert [s.kernel for s in ex.placement.steps] == ["batched_gemm"]

@@ -342,7 +342,8 @@ class _Fuser:
         nodes, parts = [n], []
         cur = n.outputs[0]
         n_cols = plan.b_const.shape[1] if plan.b_const is not None else (
-            plan.b.type.shape[-1] if plan.b.type.shape else None)
+            None if not plan.b.type.shape else
+            plan.b.type.shape[0] if plan.trans_b else plan.b.type.shape[-1])
         bias = None
         nxt = self.sole(cur)
         if nxt is not None and plan.bias is None:

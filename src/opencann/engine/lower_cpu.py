@@ -72,6 +72,9 @@ class MatMulPlan:
     bias: np.ndarray | None
     c: Value | None
     trans_a: bool = False
+    trans_b: bool = False   # a runtime B given as (N, K) (Gemm's transB)
+    c_bias: bool = False    # the runtime C is one value per output column
+    gemm2d: bool = False    # a Gemm with a runtime B: 2-d operands, transposes as kernel flags
 
 
 def matmul_plan(node: Node, attrs: dict) -> MatMulPlan | str:
@@ -99,8 +102,18 @@ def matmul_plan(node: Node, attrs: dict) -> MatMulPlan | str:
     alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
     ta, tb = bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0))
     bc = const_of(b)
-    if bc is None:
-        return "Gemm with a runtime B"
+    if bc is None:  # weights fed at run time (training graphs): transposes become kernel flags
+        if alpha != 1.0:
+            return "Gemm with a runtime B and alpha != 1"
+        c = node.inputs[2] if len(node.inputs) > 2 else None
+        if c is None:
+            return MatMulPlan(a, b, None, None, None, ta, tb, gemm2d=True)
+        if beta != 1.0:
+            return "Gemm with a runtime B and beta != 1"
+        n = b.type.shape[0] if tb else b.type.shape[1]
+        cshape = c.type.shape
+        c_bias = cshape is not None and isinstance(n, int) and (tuple(cshape) in ((n,), (1, n)))
+        return MatMulPlan(a, b, None, None, c, ta, tb, c_bias=c_bias, gemm2d=True)
     bmat = np.asarray(bc, np.float32)
     if tb:
         bmat = bmat.T
@@ -144,6 +157,8 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
             c, i = args[i], i + 1
         if residual:
             res = args[i]
+        if plan.gemm2d:
+            return (_gemm2d(plan, a, b, c, res, bias, activation, shaped_like_residual),)
         if trans_a:
             a = a.T
         n = b.shape[-1]
@@ -171,7 +186,7 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
             y += np.broadcast_to(res, out_shape).reshape(flat)
         return (y.reshape(out_shape),)
 
-    if has_c or trans_a:
+    if has_c or trans_a or plan.gemm2d:
         return fn
 
     def prepare(*args):
@@ -233,6 +248,24 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
         return run, out_shape
 
     return Checked(_shapes, prepare, fn)
+
+
+def _gemm2d(plan: MatMulPlan, a, b, c, res, bias, activation, shaped_like_residual):
+    """A Gemm whose B is a runtime value: act(A' B' + C [+ bias]) [+ residual], transposes read
+    in place by the kernel."""
+    ta, tb = plan.trans_a, plan.trans_b
+    m = a.shape[1] if ta else a.shape[0]
+    n = b.shape[0] if tb else b.shape[1]
+    if c is not None and plan.c_bias:
+        cb = np.asarray(c, np.float32).reshape(-1)
+        bias = cb if bias is None else bias + cb
+        c = None
+    r = None if c is None else np.broadcast_to(c, (m, n))
+    if res is not None:
+        rr = res.reshape(m, n) if shaped_like_residual else np.broadcast_to(res, (m, n))
+        r = rr if r is None else r + rr
+    y = gemm_k.batched_gemm(a, b, bias, activation, r, trans_a=ta, trans_b=tb, impl="auto")
+    return y.reshape(res.shape) if shaped_like_residual else y
 
 
 def _shapes(*xs):
