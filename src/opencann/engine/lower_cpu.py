@@ -191,6 +191,8 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
 
     def prepare(*args):
         """A direct launch of the GEMM kernel into a given buffer (what `batched_gemm` does)."""
+        if not all(x.flags.c_contiguous for x in args):  # views: the launcher reads them as stored
+            raise ValueError("strided operands")
         a = args[0]
         b = args[1] if has_b else bconst
         res = args[-1] if residual else None
@@ -247,7 +249,7 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
                 launch(a, b, out, *extra)
         return run, out_shape
 
-    return Checked(_shapes, prepare, fn)
+    return Checked(_layouts, prepare, fn)
 
 
 def _gemm2d(plan: MatMulPlan, a, b, c, res, bias, activation, shaped_like_residual):
@@ -270,6 +272,11 @@ def _gemm2d(plan: MatMulPlan, a, b, c, res, bias, activation, shaped_like_residu
 
 def _shapes(*xs):
     return tuple([x.shape for x in xs])
+
+
+def _layouts(*xs):
+    """Shapes and whether each is C-contiguous: a prepared launch is per layout too."""
+    return tuple([(x.shape, x.flags.c_contiguous) for x in xs])
 
 
 def _lower_matmul(node: Node, attrs: dict):

@@ -151,3 +151,16 @@ def test_choose_impl_measures_once_and_honours_the_override(monkeypatch):
     with pytest.raises(ValueError, match="C-contiguous float32"):
         batched_gemm(np.ones((2, 3), np.float32), np.ones((3, 2), np.float32),
                      out=np.empty((2, 3), np.float32))
+
+
+def test_transposed_views_are_read_as_stored():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((9, 13)).astype(np.float32)
+    b = rng.standard_normal((11, 9)).astype(np.float32)
+    np.testing.assert_allclose(gemm(a.T, b.T), a.T @ b.T, rtol=1e-5, atol=1e-5)
+    b2 = rng.standard_normal((13, 4)).astype(np.float32)
+    np.testing.assert_allclose(gemm(a.T, b2, trans_a=True), a @ b2, rtol=1e-5, atol=1e-5)
+    a3 = rng.standard_normal((2, 9, 13)).astype(np.float32)
+    b3 = rng.standard_normal((2, 11, 9)).astype(np.float32)
+    np.testing.assert_allclose(batched_gemm(a3.swapaxes(1, 2), b3.swapaxes(1, 2)),
+                               a3.swapaxes(1, 2) @ b3.swapaxes(1, 2), rtol=1e-5, atol=1e-5)

@@ -133,6 +133,17 @@ def _blocks(M, N, K):
     return bm, bn, bk
 
 
+def _as_stored(x, trans):
+    """(x or its contiguous transpose, flag): a (.., K, M) view that is the transpose of a
+    C-contiguous float32 array comes back as that array with `trans` flipped."""
+    x = np.asarray(x)
+    if x.ndim >= 2 and x.dtype == np.float32 and not x.flags.c_contiguous:
+        t = x.swapaxes(-1, -2)
+        if t.flags.c_contiguous:
+            return t, not trans
+    return x, trans
+
+
 def _epilogue_blocks(M, N):
     bn = min(512, max(16, 1 << (N - 1).bit_length()))
     bm = max(1, min(64, 4096 // bn))
@@ -232,6 +243,9 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if impl != "tile" and backend != "cpu":
         impl = "tile"  # the library kernel is the cpu backend's
+    # a transposed view of a contiguous matrix is read as stored, with the flag flipped (no copy)
+    a, trans_a = _as_stored(a, trans_a)
+    b, trans_b = _as_stored(b, trans_b)
     a = np.ascontiguousarray(a, np.float32)
     b = np.ascontiguousarray(b, np.float32)
     if a.ndim < 2 or b.ndim < 2:
