@@ -344,3 +344,21 @@ def test_gemm_with_runtime_weights(ta, tb, c_kind):
     feeds = {v.name: rng.standard_normal(v.type.shape).astype(np.float32) for v in g.inputs}
     ex = _check_all(g, feeds)
     assert [s.kernel for s in ex.placement.steps] == ["batched_gemm"]
+
+
+def test_training_layer_norm_and_reduce_sum_run_cpu_kernels():
+    """LayerNormalization with runtime scale/bias and its Mean/InvStdDev outputs, and ReduceSum
+    over leading axes (a bias gradient): cpu kernels, the reference's values."""
+    g = Graph("train_ln", {"": 18})
+    x = g.add_input("x", TensorType(F32, (3, 5, 24)))
+    w = g.add_input("w", TensorType(F32, (24,)))
+    b = g.add_input("b", TensorType(F32, (24,)))
+    y, mean, rstd = g.add_node("LayerNormalization", [x, w, b], ["y", "mean", "rstd"],
+                               {"axis": -1, "epsilon": 1e-5})
+    (s,) = g.add_node("ReduceSum", [y, g.add_constant("ax", np.array([0, 1], np.int64))], ["s"],
+                      {"keepdims": 0})
+    g.outputs = [y, mean, rstd, s]
+    _typed(g)
+    feeds = {v.name: rng.standard_normal(v.type.shape).astype(np.float32) for v in g.inputs}
+    ex = _check_all(g, feeds, rtol=1e-4, atol=1e-4)
+    assert [st.kernel for st in ex.placement.steps] == ["layer_norm", "reduce_sum"]

@@ -37,6 +37,7 @@ class Lowered:
     fn: Callable
     inputs: list[Value]
     kernel: str
+    outputs: int = 1  # how many of the node's outputs `fn` returns
 
 
 def is_f32(v: Value | None) -> bool:
@@ -419,8 +420,6 @@ def _lower_layernorm(node: Node, attrs: dict):
     bad = _f32_all(node, 3)
     if bad:
         return bad
-    if len([v for v in node.outputs if v is not None]) > 1:
-        return "Mean/InvStdDev outputs"
     r = _rank(node.inputs[0])
     if r is None or r == 0:
         return "rank unknown"
@@ -428,10 +427,12 @@ def _lower_layernorm(node: Node, attrs: dict):
         return f"axis={attrs.get('axis')} normalizes more than the last dim"
     w, b = node.inputs[1], node.inputs[2] if len(node.inputs) > 2 else None
     wc, bc = const_of(w), const_of(b)
-    if wc is None or (b is not None and bc is None):
-        return "runtime scale or bias"
     eps = float(attrs.get("epsilon", 1e-5))
     n = node.inputs[0].type.shape[-1]
+    n_out = len(node.outputs)
+    if n_out > 1 or wc is None or (b is not None and bc is None):
+        # a training graph's: scale and bias fed at run time, mean and 1/std kept for backward
+        return _layernorm_runtime(node, attrs, n, eps)
     if not isinstance(n, int) or wc.size != n or (bc is not None and bc.size != n):
         return "scale/bias do not match the last dim"
     wc = np.ascontiguousarray(wc.reshape(n), np.float32)
@@ -444,7 +445,7 @@ def _lower_layernorm(node: Node, attrs: dict):
         r = x.size // n
         dummy = np.empty(1, np.float32)
         launch = Prepared(norm_k.layer_norm_kernel, ((r + rows - 1) // rows,),
-                          [dummy, dummy, None if bc is None else dummy, dummy, r, n, float(eps)],
+                          [dummy, dummy, None if bc is None else dummy, dummy, r, n, float(eps), None, None],
                           {"HAS_W": True, "HAS_B": bc is not None, "ROWS": rows, "BLOCK": block})
         ws = [wc] if bc is None else [wc, bc]
 
@@ -457,7 +458,30 @@ def _lower_layernorm(node: Node, attrs: dict):
     return Lowered(Checked(_shapes, prepare, slow), [node.inputs[0]], "layer_norm")
 
 
-def _lower_reduce_mean(node: Node, attrs: dict):
+def _layernorm_runtime(node: Node, attrs: dict, n, eps: float):
+    """LayerNormalization with runtime scale/bias and/or the Mean and InvStdDev outputs."""
+    if int(attrs.get("stash_type", 1)) != 1:
+        return f"stash_type={attrs.get('stash_type')}"
+    if not isinstance(n, int) or n > norm_k.MAX_BLOCK:
+        return "last dim unknown or longer than the kernel's tile"
+    ins = [v for v in node.inputs[1:3] if v is not None]
+    for v in ins:
+        s = v.type.shape if isinstance(v.type, TensorType) else None
+        if s is None or tuple(s) != (n,):
+            return "scale/bias are not vectors over the last dim"
+    outs = [v is not None for v in node.outputs]
+    if any(v is not None and not is_f32(v) for v in node.outputs):
+        return "statistics are not float32"
+    has_b = len(node.inputs) > 2 and node.inputs[2] is not None
+
+    def fn(x, w, b=None):
+        y, mean, rstd = norm_k.layer_norm(x, w, b if has_b else None, eps, stats=True)
+        res = (y, mean, rstd)[:len(outs)]
+        return tuple(r if keep else None for r, keep in zip(res, outs))
+    return Lowered(fn, [node.inputs[0]] + ins, "layer_norm", outputs=len(outs))
+
+
+def _lower_reduce(node: Node, attrs: dict):
     bad = _f32_all(node, 1)
     if bad:
         return bad
@@ -480,15 +504,19 @@ def _lower_reduce_mean(node: Node, attrs: dict):
     keep = bool(attrs.get("keepdims", 1))
     a0, a1 = axes[0], axes[-1] + 1
 
+    kind = "sum" if node.op == "ReduceSum" else "mean"
+    empty = np.sum if kind == "sum" else np.mean
+
     def fn(x):
         shp = x.shape
         mid = int(np.prod(shp[a0:a1], dtype=np.int64))
-        if mid == 0:
-            return (np.mean(x, axis=tuple(range(a0, a1)), keepdims=keep).astype(np.float32),)
-        y = reduce_k.reduce(x.reshape(*shp[:a0], mid, *shp[a1:]), axis=a0, kind="mean")
+        if mid == 0 or x.size == 0:
+            return (np.asarray(empty(x, axis=tuple(range(a0, a1)), keepdims=keep), np.float32),)
+        y = reduce_k.reduce(np.ascontiguousarray(x).reshape(*shp[:a0], mid, *shp[a1:]), axis=a0,
+                            kind=kind)
         out = shp[:a0] + ((1,) * (a1 - a0) if keep else ()) + shp[a1:]
         return (y.reshape(out),)
-    return Lowered(fn, [node.inputs[0]], "reduce_mean")
+    return Lowered(fn, [node.inputs[0]], f"reduce_{kind}")
 
 
 LOWERINGS: dict[str, Callable] = {
@@ -501,7 +529,8 @@ LOWERINGS: dict[str, Callable] = {
     "Softmax": _lower_softmax,
     "LogSoftmax": _lower_softmax,
     "LayerNormalization": _lower_layernorm,
-    "ReduceMean": _lower_reduce_mean,
+    "ReduceMean": _lower_reduce,
+    "ReduceSum": _lower_reduce,
 }
 
 

@@ -116,7 +116,8 @@ def place(graph: Graph, bound: dict, model: str = "model", fuse: bool = True) ->
         if reason is None and n.op not in ("MatMul", "Gemm", "Conv") and not n.subgraphs():
             low = lower_cpu.lower(n, bound[id(n)][1])
             if isinstance(low, lower_cpu.Lowered):
-                steps.append(Step("cpu", low.kernel, [n], low.inputs, [n.outputs[0]], low.fn))
+                outs = [n.outputs[0]] if low.outputs == 1 else list(n.outputs[:low.outputs])
+                steps.append(Step("cpu", low.kernel, [n], low.inputs, outs, low.fn))
                 continue
             reason = low
         if reason is None:

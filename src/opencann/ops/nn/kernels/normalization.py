@@ -18,9 +18,11 @@ MAX_BLOCK = 8192
 
 
 @tile.kernel
-def layer_norm_kernel(x, w, b, out, R, N, eps, HAS_W: tile.constexpr, HAS_B: tile.constexpr,
-                      ROWS: tile.constexpr, BLOCK: tile.constexpr):
-    """ROWS rows normalized in one tile."""
+def layer_norm_kernel(x, w, b, out, R, N, eps, mean_out, rstd_out, HAS_W: tile.constexpr,
+                      HAS_B: tile.constexpr, ROWS: tile.constexpr, BLOCK: tile.constexpr,
+                      HAS_STATS: tile.constexpr = False):
+    """ROWS rows normalized in one tile; with HAS_STATS also each row's mean and 1/std (what a
+    training graph keeps for the backward pass)."""
     rows = tile.program_id(0) * ROWS + tile.arange(0, ROWS)
     cols = tile.arange(0, BLOCK)
     m = (rows[:, None] < R) & (cols[None, :] < N)
@@ -29,7 +31,11 @@ def layer_norm_kernel(x, w, b, out, R, N, eps, HAS_W: tile.constexpr, HAS_B: til
     mean = tile.sum(v, axis=1) / N
     xc = tile.where(m, v - mean[:, None], 0.0)
     var = tile.sum(xc * xc, axis=1) / N
-    y = xc * tile.rsqrt(var + eps)[:, None]
+    rstd = tile.rsqrt(var + eps)
+    if HAS_STATS:
+        tile.store(mean_out + rows, mean, mask=rows < R)
+        tile.store(rstd_out + rows, rstd, mask=rows < R)
+    y = xc * rstd[:, None]
     if HAS_W:
         y = y * tile.load(w + cols, mask=cols < N, other=0.0)[None, :]
     if HAS_B:
@@ -98,22 +104,29 @@ def _tiles(n):
     return max(1, min(16, 2048 // block)), block
 
 
-def layer_norm(x, weight=None, bias=None, eps=1e-5, backend="cpu"):
-    """`(x - mean) / sqrt(var + eps) * weight + bias` over the last axis."""
+def layer_norm(x, weight=None, bias=None, eps=1e-5, backend="cpu", stats=False):
+    """`(x - mean) / sqrt(var + eps) * weight + bias` over the last axis. With `stats`, returns
+    (y, mean, 1/std), the two float32 (..., 1) (rows up to MAX_BLOCK long)."""
     x, w, b, n = _prep(x, weight, bias)
     out = np.empty_like(x)
+    r = x.size // n if n else 0
+    mean = rstd = None
+    if stats:
+        if n > MAX_BLOCK:
+            raise ValueError(f"layer_norm: statistics of rows longer than {MAX_BLOCK}")
+        mean = np.empty(x.shape[:-1] + (1,), np.float32)
+        rstd = np.empty(x.shape[:-1] + (1,), np.float32)
     if x.size == 0:
-        return out
-    r = x.size // n
+        return (out, mean, rstd) if stats else out
     if n <= MAX_BLOCK:
         rows, block = _tiles(n)
         layer_norm_kernel[((r + rows - 1) // rows,)](
-            x, w, b, out, r, n, float(eps), HAS_W=w is not None, HAS_B=b is not None, ROWS=rows,
-            BLOCK=block, backend=backend)
+            x, w, b, out, r, n, float(eps), mean, rstd, HAS_W=w is not None, HAS_B=b is not None,
+            ROWS=rows, BLOCK=block, HAS_STATS=stats, backend=backend)
     else:
         norm_looped_kernel[(r,)](x, w, b, out, n, float(eps), RMS=False, HAS_W=w is not None,
                                  HAS_B=b is not None, BLOCK=2048, backend=backend)
-    return out
+    return (out, mean, rstd) if stats else out
 
 
 def rms_norm(x, weight=None, eps=1e-6, backend="cpu"):
