@@ -1,7 +1,7 @@
 """2-d max and average pooling over NCHW tensors (any kernel size, stride, padding, dilation).
 
-Program (p, nc) computes a BLOCK of output pixels of one (n, c) plane; the window is unrolled at
-trace time (its size is constexpr) and every tap is a masked gather.
+Program (oh, nc) computes output row oh of one (n, c) plane; the window is unrolled at trace time
+(its size is constexpr) and every tap is a masked load along the row.
 """
 
 from __future__ import annotations
@@ -13,36 +13,38 @@ from opencann import tile
 __all__ = ["pool2d_kernel", "max_pool2d", "avg_pool2d"]
 
 
-@tile.kernel
+@tile.kernel(do_not_specialize=("H", "W", "OH", "OW", "PH", "PW"))
 def pool2d_kernel(x, out, H, W, OH, OW, SH, SW, PH, PW, DH, DW,
                   KH: tile.constexpr, KW: tile.constexpr, MAX: tile.constexpr,
                   COUNT_PAD: tile.constexpr, BLOCK: tile.constexpr):
-    """One BLOCK of output pixels of one (n, c) plane: max or average over the window."""
+    """Output row oh of one (n, c) plane, BLOCK pixels at a time: max or average over the
+    window (no division per pixel; unit-stride loads when the stride is 1)."""
+    oh = tile.program_id(0)
     nc = tile.program_id(1)
-    p = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
-    valid = p < OH * OW
-    oh = p // OW
-    ow = p % OW
     fill = float("-inf") if MAX else 0.0
-    acc = tile.full((BLOCK,), fill, tile.float32)
-    cnt = tile.zeros((BLOCK,), tile.float32)
-    for kh in tile.static_range(KH):
-        ih = oh * SH - PH + kh * DH
-        for kw in tile.static_range(KW):
-            iw = ow * SW - PW + kw * DW
-            m = valid & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-            v = tile.load(x + nc * H * W + ih * W + iw, mask=m, other=fill).to(tile.float32)
-            if MAX:
-                acc = tile.maximum(acc, v)
+    for ow0 in range(0, OW, BLOCK):
+        ow = ow0 + tile.arange(0, BLOCK)
+        valid = ow < OW
+        acc = tile.full((BLOCK,), fill, tile.float32)
+        cnt = tile.zeros((BLOCK,), tile.float32)
+        for kh in tile.static_range(KH):
+            ih = oh * SH - PH + kh * DH
+            row_ok = (ih >= 0) & (ih < H)
+            for kw in tile.static_range(KW):
+                iw = ow * SW - PW + kw * DW
+                m = valid & row_ok & (iw >= 0) & (iw < W)
+                v = tile.load(x + (nc * H + ih) * W + iw, mask=m, other=fill).to(tile.float32)
+                if MAX:
+                    acc = tile.maximum(acc, v)
+                else:
+                    acc = acc + v
+                    cnt = cnt + tile.where(m, 1.0, 0.0)
+        if not MAX:
+            if COUNT_PAD:
+                acc = acc / (KH * KW)
             else:
-                acc = acc + v
-                cnt = cnt + tile.where(m, 1.0, 0.0)
-    if not MAX:
-        if COUNT_PAD:
-            acc = acc / (KH * KW)
-        else:
-            acc = acc / tile.maximum(cnt, 1.0)
-    tile.store(out + nc * OH * OW + p, acc, mask=valid)
+                acc = acc / tile.maximum(cnt, 1.0)
+        tile.store(out + (nc * OH + oh) * OW + ow, acc, mask=valid)
 
 
 def _pair(v):
@@ -66,8 +68,8 @@ def _pool(x, kernel_size, stride, padding, dilation, is_max, count_include_pad, 
         ow -= (ow - 1) * sw >= w + pw
     out = np.empty((n, c, max(oh, 0), max(ow, 0)), x.dtype)
     if out.size:
-        block = 256
-        pool2d_kernel[(-(-(oh * ow) // block), n * c)](
+        block = min(512, max(16, 1 << (ow - 1).bit_length()))
+        pool2d_kernel[(oh, n * c)](
             x, out, h, w, oh, ow, sh, sw, ph, pw, dh, dw, KH=kh, KW=kw, MAX=is_max,
             COUNT_PAD=count_include_pad, BLOCK=block, backend=backend)
     return out
