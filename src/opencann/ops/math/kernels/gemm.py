@@ -29,6 +29,23 @@ ACTIVATIONS = (None, "relu", "gelu", "silu")
 IMPLS = ("tile", "library", "auto")
 
 
+def bias_act(acc, bias, rm, rn, M, N, HAS_BIAS, ACT):
+    """The epilogue's first part on a (rows rm, columns rn) tile (called inside kernels): add a
+    bias per column (HAS_BIAS 1) or per row (2, a convolution's output channels), then ReLU,
+    GELU or SiLU."""
+    if HAS_BIAS == 1:
+        acc = acc + tile.load(bias + rn, mask=rn < N, other=0.0)[None, :]
+    elif HAS_BIAS == 2:
+        acc = acc + tile.load(bias + rm, mask=rm < M, other=0.0)[:, None]
+    if ACT == "relu":
+        acc = tile.maximum(acc, 0.0)
+    elif ACT == "gelu":
+        acc = 0.5 * acc * (1.0 + tile.erf(acc * 0.7071067811865476))
+    elif ACT == "silu":
+        acc = acc * tile.sigmoid(acc)
+    return acc
+
+
 @tile.kernel(do_not_specialize=("M", "N", "K", "sam", "sbk", "scm", "srm"))
 def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, srn, batch_a,
                 batch_b, batch_c, batch_r,
@@ -58,16 +75,7 @@ def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, 
             b_t = tile.load(b + z * batch_b + ka[:, None] * sbk + rn[None, :] * sbn,
                             mask=(ka[:, None] < K) & (rn[None, :] < N), other=0.0)
         acc = tile.dot(a_t, b_t, acc)
-    if HAS_BIAS == 1:  # one bias per output column
-        acc = acc + tile.load(bias + rn, mask=rn < N, other=0.0)[None, :]
-    elif HAS_BIAS == 2:  # one bias per output row (a convolution's output channels)
-        acc = acc + tile.load(bias + rm, mask=rm < M, other=0.0)[:, None]
-    if ACT == "relu":
-        acc = tile.maximum(acc, 0.0)
-    elif ACT == "gelu":
-        acc = 0.5 * acc * (1.0 + tile.erf(acc * 0.7071067811865476))
-    elif ACT == "silu":
-        acc = acc * tile.sigmoid(acc)
+    acc = bias_act(acc, bias, rm, rn, M, N, HAS_BIAS, ACT)
     mask = (rm[:, None] < M) & (rn[None, :] < N)
     if HAS_RES:
         acc = acc + tile.load(res + z * batch_r + rm[:, None] * srm + rn[None, :] * srn, mask=mask,
@@ -85,16 +93,7 @@ def gemm_epilogue_kernel(c, bias, res, M, N, scm, srm, BM: tile.constexpr, BN: t
         rn = n0 + tile.arange(0, BN)
         mask = (rm[:, None] < M) & (rn[None, :] < N)
         acc = tile.load(c + rm[:, None] * scm + rn[None, :], mask=mask, other=0.0)
-        if HAS_BIAS == 1:
-            acc = acc + tile.load(bias + rn, mask=rn < N, other=0.0)[None, :]
-        elif HAS_BIAS == 2:
-            acc = acc + tile.load(bias + rm, mask=rm < M, other=0.0)[:, None]
-        if ACT == "relu":
-            acc = tile.maximum(acc, 0.0)
-        elif ACT == "gelu":
-            acc = 0.5 * acc * (1.0 + tile.erf(acc * 0.7071067811865476))
-        elif ACT == "silu":
-            acc = acc * tile.sigmoid(acc)
+        acc = bias_act(acc, bias, rm, rn, M, N, HAS_BIAS, ACT)
         if HAS_RES:
             acc = acc + tile.load(res + rm[:, None] * srm + rn[None, :], mask=mask, other=0.0)
         tile.store(c + rm[:, None] * scm + rn[None, :], acc, mask=mask)
