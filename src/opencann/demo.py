@@ -43,7 +43,7 @@ def _tokenize(texts: list[str]) -> dict[str, np.ndarray]:
             "token_type_ids": np.array([e.type_ids for e in enc], np.int64)}
 
 
-def _median_ms(fn, runs: int = 5) -> float:
+def _median_ms(fn, runs: int = 30) -> float:
     fn()  # warm-up
     times = []
     for _ in range(runs):
