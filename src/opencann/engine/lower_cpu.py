@@ -24,7 +24,6 @@ from ..ops.nn.kernels import conv as conv_k
 from ..ops.nn.kernels import normalization as norm_k
 from ..ops.nn.kernels import pool as pool_k
 from ..ops.nn.kernels import softmax as softmax_k
-from .conv_cpu import conv2d_rows
 from .launch import Checked, Prepared
 
 __all__ = ["LOWERINGS", "Lowered", "MatMulPlan", "const_of", "is_f32", "lower", "matmul_plan"]
@@ -333,9 +332,7 @@ def conv_call(plan, activation=None):
     w, b, stride, pads, dil, groups = plan
 
     def fn(x):
-        if x.shape[-1] + 2 * pads[1] <= 4096:  # one output row per im2col program
-            return (conv2d_rows(x, w, b, stride, pads, dil, groups, activation),)
-        return (conv_k.conv2d(x, w, b, stride, pads, dil, groups, activation),)
+        return (conv_k.conv2d(x, w, b, stride, pads, dil, groups, activation, impl="auto"),)
     return fn
 
 

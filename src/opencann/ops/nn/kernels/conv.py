@@ -1,8 +1,9 @@
 """2-d convolution (NCHW, any stride, padding, dilation and groups) as im2col + the GEMM kernel.
 
 `im2col_kernel` writes, for one image and group, the (C/g * KH * KW, OH * OW) matrix of input
-taps (zero where the window hangs over the padding); the GEMM kernel multiplies the group's
-(Cout/g, C/g * KH * KW) weights by it, with the bias and activation fused in its epilogue.
+taps (zero where the window hangs over the padding), a program per row of it; the GEMM kernel
+multiplies the group's (Cout/g, C/g * KH * KW) weights by it, with the bias and activation fused in
+its epilogue.
 """
 
 from __future__ import annotations
@@ -15,22 +16,27 @@ from opencann.ops.math.kernels.gemm import batched_gemm
 __all__ = ["im2col_kernel", "im2col", "conv2d"]
 
 
-@tile.kernel
+@tile.kernel(do_not_specialize=("C", "H", "W", "OH", "OW", "PH", "PW", "c0", "K"))
 def im2col_kernel(x, cols, C, H, W, OH, OW, SH, SW, PH, PW, DH, DW, c0, K,
                   KH: tile.constexpr, KW: tile.constexpr, BLOCK: tile.constexpr):
-    """Row r = (c, kh, kw) of image `img`'s tap matrix, BLOCK output pixels at a time."""
-    r = tile.program_id(1)  # row of the tap matrix: (c, kh, kw)
-    img = tile.program_id(2)
+    """Row r = (c, kh, kw) of image img's tap matrix, output row by output row, BLOCK output
+    columns at a time: no division per element, unit-stride loads when the stride is 1, and few
+    programs (one per tap row) to schedule."""
+    r = tile.program_id(0)  # row of the tap matrix: (c, kh, kw)
+    img = tile.program_id(1)
     c = r // (KH * KW)
     kh = (r // KW) % KH
     kw = r % KW
-    p = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
-    valid = p < OH * OW
-    ih = (p // OW) * SH - PH + kh * DH
-    iw = (p % OW) * SW - PW + kw * DW
-    m = valid & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-    v = tile.load(x + ((img * C + c0 + c) * H + ih) * W + iw, mask=m, other=0.0)
-    tile.store(cols + (img * K + r) * (OH * OW) + p, v, mask=valid)
+    src = x + (img * C + c0 + c) * H * W
+    dst = cols + (img * K + r) * (OH * OW)
+    for ow0 in range(0, OW, BLOCK):
+        ow = ow0 + tile.arange(0, BLOCK)
+        iw = ow * SW - PW + kw * DW
+        cols_ok = (ow < OW) & (iw >= 0) & (iw < W)
+        for oh in range(0, OH):
+            ih = oh * SH - PH + kh * DH
+            v = tile.load(src + ih * W + iw, mask=cols_ok & (ih >= 0) & (ih < H), other=0.0)
+            tile.store(dst + oh * OW + ow, v, mask=ow < OW)
 
 
 def _pair(v):
@@ -43,18 +49,19 @@ def im2col(x, c0, cg, kh, kw, stride, padding, dilation, oh, ow, backend="cpu"):
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     k = cg * kh * kw
     cols = np.empty((n, k, oh * ow), np.float32)
-    block = 256
-    im2col_kernel[(-(-(oh * ow) // block), k, n)](
-        x, cols, c, h, w, oh, ow, sh, sw, ph, pw, dh, dw, c0, k, KH=kh, KW=kw, BLOCK=block,
-        backend=backend)
+    block = min(1024, max(16, 1 << (ow - 1).bit_length()))
+    im2col_kernel[(k, n)](x, cols, c, h, w, oh, ow, sh, sw, ph, pw, dh, dw, c0, k, KH=kh, KW=kw,
+                          BLOCK=block, backend=backend)
     return cols
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None,
-           backend="cpu"):
+           backend="cpu", impl="tile"):
     """Convolution of x (N, C, H, W) with weight (Cout, C/groups, KH, KW) -> (N, Cout, OH, OW).
 
-    `activation` (relu, gelu, silu) is fused into the GEMM epilogue with the bias.
+    `activation` (relu, gelu, silu) is fused into the GEMM epilogue with the bias; `impl` is
+    the GEMM's (see `batched_gemm`). A 1x1 convolution with stride 1 and no padding needs no tap
+    matrix: the input is one.
     """
     x = np.ascontiguousarray(x, np.float32)
     weight = np.ascontiguousarray(weight, np.float32)
@@ -72,9 +79,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, acti
     og = cout // groups
     wmat = weight.reshape(groups, og, cg * kh * kw)
     b = None if bias is None else np.ascontiguousarray(bias, np.float32).reshape(groups, og)
+    direct = kh == kw == 1 and stride == (1, 1) and padding == (0, 0)
     for g in range(groups):
-        cols = im2col(x, g * cg, cg, kh, kw, stride, padding, dilation, oh, ow, backend)
+        if direct:
+            cols = x[:, g * cg:(g + 1) * cg].reshape(n, cg, h * w)
+        else:
+            cols = im2col(x, g * cg, cg, kh, kw, stride, padding, dilation, oh, ow, backend)
         res = batched_gemm(wmat[g], cols, row_bias=None if b is None else b[g],
-                           activation=activation, backend=backend)
+                           activation=activation, backend=backend, impl=impl)
+        if groups == 1:
+            return res.reshape(n, cout, oh, ow)
         out[:, g * og:(g + 1) * og] = res.reshape(n, og, oh, ow)
     return out
