@@ -195,6 +195,9 @@ class CompiledModel:
                 self.run(feeds)
             if not self._log.programs and not self._warmed:
                 self._warm_up()
+            if isinstance(self._exec, CpuExecutor):
+                with self._log:  # kernels chosen by the data (attention's mask forms) too
+                    self._exec.warm_variants()
             from . import backends
 
             be = backends.get("cpu")

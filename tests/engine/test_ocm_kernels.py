@@ -203,3 +203,55 @@ def test_save_without_running_warms_up(tmp_path):
     assert ocm.read_header(tmp_path / "m.ocm")["kernel_count"] >= 2
     m.save(tmp_path / "none.ocm", kernels=False)
     assert ocm.read_header(tmp_path / "none.ocm")["kernel_count"] == 0
+
+
+_RUN_ATTN = """
+import sys, numpy as np, opencann
+m = opencann.load(sys.argv[1])
+q = np.load(sys.argv[2])
+np.save(sys.argv[4], np.stack([m.run({"q": q, "mask": mask})["y"] for mask in np.load(sys.argv[3])]))
+"""
+
+
+def _masks():
+    """Additive masks of each form: none, right padding (lengths), holes, causal, anything else."""
+    masks = np.zeros((5, 1, 1, 16, 16), np.float32)
+    masks[1, ..., 12:] = -1e9
+    masks[2, ..., 3] = -1e9
+    masks[3] = np.where(np.tri(16, 16, dtype=bool), 0, -1e9)
+    masks[4] = np.linspace(-1, 1, 256).reshape(16, 16)
+    return masks
+
+
+def test_attention_kernels_for_every_mask_form_travel_with_the_model(tmp_path):
+    """Which attention kernel runs depends on the mask's values (padding lengths, holes, causal,
+    anything else), not its shape: the file carries all of them, so a fresh process without a
+    compiler runs any mask."""
+    g = helper.make_graph(
+        [helper.make_node("Transpose", ["q"], ["kt"], perm=[0, 1, 3, 2]),
+         helper.make_node("MatMul", ["q", "kt"], ["s"]), helper.make_node("Mul", ["s", "c"], ["s2"]),
+         helper.make_node("Add", ["s2", "mask"], ["s3"]),
+         helper.make_node("Softmax", ["s3"], ["p"], axis=-1),
+         helper.make_node("MatMul", ["p", "q"], ["y"])], "attn",
+        [helper.make_tensor_value_info("q", TensorProto.FLOAT, [1, 2, 16, 8]),
+         helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.array(0.35, np.float32), "c")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m = opencann.compile(model, backend="cpu")
+    assert any(s.kernel == "attention" for s in m._exec.placement.steps)
+    q = np.random.default_rng(2).standard_normal((1, 2, 16, 8)).astype(np.float32)
+    masks = _masks()
+    m.run({"q": q, "mask": masks[0]})  # one mask form only
+    path = tmp_path / "attn.ocm"
+    m.save(path)
+    np.save(tmp_path / "q.npy", q)
+    np.save(tmp_path / "masks.npy", masks)
+    env = dict(os.environ, OPENCANN_CACHE_DIR=str(tmp_path / "empty-cache"), CC="/bin/false")
+    r = subprocess.run([sys.executable, "-c", _RUN_ATTN, str(path), str(tmp_path / "q.npy"),
+                        str(tmp_path / "masks.npy"), str(tmp_path / "y.npy")], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ref = opencann.compile(model, backend="ref")
+    for got, mask in zip(np.load(tmp_path / "y.npy"), masks):
+        np.testing.assert_allclose(got, ref.run({"q": q, "mask": mask})["y"], rtol=1e-4, atol=1e-5)

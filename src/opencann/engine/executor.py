@@ -409,6 +409,17 @@ class CpuExecutor:
             for s in frees:
                 env[s] = None
 
+    def warm_variants(self) -> int:
+        """Compile the kernels a step may pick from its data rather than its shapes (attention's
+        mask forms) for the shapes run so far; returns the steps warmed."""
+        n = 0
+        for st in self.placement.steps:
+            variants = getattr(st.fn, "variants", None) if st.device == "cpu" else None
+            if variants is not None:
+                variants()
+                n += 1
+        return n
+
     def report(self) -> str:
         """The placement report, plus the arena of the shapes run so far."""
         text = self.placement.report()

@@ -188,12 +188,29 @@ def _attention_call(scale: float, has_mask: bool, merged: bool = False, seen: li
         p = softmax(s.astype(np.float32, copy=False))
         return batched_gemm(p.reshape(-1, sq, p.shape[-1]), v.reshape(-1, *v.shape[-2:])).reshape(b, h, sq, d)
 
+    shapes: set = set()  # (q, k) shapes run, for `variants`
+
     def fused(q, k, v, **kw):
         out = None
         if merged:  # the (B, H, S, D) view of a (B, S, H, D) buffer: the Transpose after is free
             b, h, sq, d = q.shape
             out = np.empty((b, sq, h, d), np.float32).transpose(0, 2, 1, 3)
+        shapes.add((q.shape, k.shape))
         return (attention(q, k, v, scale=scale, out=out, **kw),)
+
+    def variants():
+        """Run the kernel once per mask form (none or lengths, padding, causal, additive) for
+        every shape run so far, so that each form's binary exists: which form a run takes
+        depends on the mask's values, not its shape (`CompiledModel.save` calls this)."""
+        for qs, ks in sorted(shapes):
+            q, k = np.zeros(qs, np.float32), np.zeros(ks, np.float32)
+            b, skv = qs[0], ks[2]
+            attention(q, k, k, scale=scale)
+            if has_mask:
+                attention(q, k, k, scale=scale, key_padding_mask=np.ones((b, skv), bool))
+                attention(q, k, k, scale=scale, additive_mask=np.zeros((b, 1, qs[2], skv), np.float32))
+                if qs[2] == skv:
+                    attention(q, k, k, scale=scale, causal=True)
 
     def fn(q, kt, v, mask=None):
         k = kt.swapaxes(-1, -2)
@@ -216,6 +233,7 @@ def _attention_call(scale: float, has_mask: bool, merged: bool = False, seen: li
         if kind == "additive":
             return fused(q, k, v, additive_mask=mask)
         return (unfused(q, k, v, mask),)
+    fn.variants = variants
     return fn
 
 

@@ -100,9 +100,16 @@ def compiler_version(cc) -> str:
         try:
             out = subprocess.run([*cmd, "--version"], capture_output=True, text=True, timeout=60)
         except OSError as e:
-            raise BackendError(f"cannot run the C compiler {cc!r}: {e}") from e
+            raise BackendError(f"cannot run the C compiler {cc!r} ({e}), and a kernel this input "
+                               f"needs is not compiled yet (not in the kernel cache, nor among "
+                               f"a loaded model's binaries): install gcc or clang or set CC, "
+                               f"or run with backend='ref'") from e
         if out.returncode != 0:
-            raise BackendError(f"`{cc} --version` failed: {out.stderr.strip()}")
+            raise BackendError(f"the C compiler {cc!r} does not work (`--version` failed: "
+                               f"{out.stderr.strip() or 'no message'}), and a kernel this input "
+                               f"needs is not compiled yet (not in the kernel cache, nor among "
+                               f"a loaded model's binaries): install gcc or clang or set CC, "
+                               f"or run with backend='ref'")
         with _locked(index + ".lock"):
             try:
                 with open(index) as f:
