@@ -29,6 +29,7 @@ from ..runtime.host import keep_freed_host_memory
 from . import cost
 from .interpreter import Interpreter, _describe_inputs, bind_ops
 from .memory import MemoryPlan, lifetimes, plan_memory
+from .passes.cse import NONDETERMINISTIC
 from .placement import Placement, Step, place
 
 __all__ = ["CpuExecutor"]
@@ -45,9 +46,6 @@ def _captured(node) -> list[int]:
     return out
 
 
-# ops whose outputs are not a function of their inputs alone
-_NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-                     "Multinomial", "Bernoulli", "Dropout"}
 MEMO_MAX_ELEMENTS = 64  # "small integer tensors": shapes, indices and axes of shape arithmetic
 MEMO_MAX_ENTRIES = 8
 
@@ -179,7 +177,7 @@ class CpuExecutor:
             if st.device == "cpu" or len(st.nodes) != 1:
                 continue
             n = st.nodes[0]
-            if n.subgraphs() or n.op in _NONDETERMINISTIC or n.domain not in ("", "ai.onnx"):
+            if n.subgraphs() or n.op in NONDETERMINISTIC or n.domain not in ("", "ai.onnx"):
                 continue
             if n.op in ("Shape", "Size"):
                 roots.add(i)
@@ -194,7 +192,7 @@ class CpuExecutor:
     def _ref_fn(self, st: Step):
         fn = self._ref_call(st)
         n = st.nodes[0]
-        if n.subgraphs() or n.op in _NONDETERMINISTIC or n.domain not in ("", "ai.onnx"):
+        if n.subgraphs() or n.op in NONDETERMINISTIC or n.domain not in ("", "ai.onnx"):
             return fn
         return _memoized(fn)
 

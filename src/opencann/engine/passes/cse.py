@@ -8,8 +8,9 @@ import numpy as np
 from ...ir import Graph
 from ..rewrite import output_ids, replace_uses
 
-_NONDETERMINISTIC = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
-                     "Bernoulli", "Multinomial", "Dropout"}
+# ops whose outputs are not a function of their inputs alone (never merged, folded or memoized)
+NONDETERMINISTIC = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
+                    "Bernoulli", "Multinomial", "Dropout"}
 _SMALL = 4096  # constants up to this many elements are compared by value
 
 
@@ -41,7 +42,7 @@ def cse(graph: Graph) -> int:
     merged = len(mapping)
     seen: dict = {}
     for n in graph.nodes:
-        if n.op in _NONDETERMINISTIC or n.subgraphs():
+        if n.op in NONDETERMINISTIC or n.subgraphs():
             continue
         key = (n.domain, n.op, tuple(id(v) if v is not None else None for v in n.inputs),
                tuple(sorted((k, _attr_key(v)) for k, v in n.attrs.items())), len(n.outputs))
