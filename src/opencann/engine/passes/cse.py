@@ -8,7 +8,8 @@ import numpy as np
 from ...ir import Graph
 from ..rewrite import output_ids, replace_uses
 
-# ops whose outputs are not a function of their inputs alone (never merged, folded or memoized)
+# ops whose outputs are not a function of their inputs alone: CSE never merges them, the cpu
+# executor never memoizes them
 NONDETERMINISTIC = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",
                     "Bernoulli", "Multinomial", "Dropout"}
 _SMALL = 4096  # constants up to this many elements are compared by value
