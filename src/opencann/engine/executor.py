@@ -82,6 +82,11 @@ def _memoized(fn):
     return run
 
 
+def _pure(n) -> bool:
+    """Whether node `n`'s outputs are a function of its inputs alone (memoizable, skippable)."""
+    return not n.subgraphs() and n.op not in NONDETERMINISTIC and n.domain in ("", "ai.onnx")
+
+
 class _StaleShapes(Exception):
     """A Shape/Size step of a planned run gave other values than when the plan was made."""
 
@@ -177,7 +182,7 @@ class CpuExecutor:
             if st.device == "cpu" or len(st.nodes) != 1:
                 continue
             n = st.nodes[0]
-            if n.subgraphs() or n.op in NONDETERMINISTIC or n.domain not in ("", "ai.onnx"):
+            if not _pure(n):
                 continue
             if n.op in ("Shape", "Size"):
                 roots.add(i)
@@ -191,10 +196,7 @@ class CpuExecutor:
     # --- ref steps ----------------------------------------------------------------------------
     def _ref_fn(self, st: Step):
         fn = self._ref_call(st)
-        n = st.nodes[0]
-        if n.subgraphs() or n.op in NONDETERMINISTIC or n.domain not in ("", "ai.onnx"):
-            return fn
-        return _memoized(fn)
+        return _memoized(fn) if _pure(st.nodes[0]) else fn
 
     def _ref_call(self, st: Step):
         n = st.nodes[0]
@@ -255,12 +257,16 @@ class CpuExecutor:
             if paused:
                 gc.enable()
 
-    def _run(self, feeds: dict[str, Any]) -> dict[str, Any]:
+    def _env(self, feeds: dict[str, Any]) -> list:
+        """The slots at the start of a run: constants and inputs."""
         env = self._template.copy()
-        self._running.env = env
         env.append(None)  # slot -1: an omitted optional input
         for name, s in self._inputs:
             env[s] = feeds[name]
+        return env
+
+    def _run(self, feeds: dict[str, Any]) -> dict[str, Any]:
+        env = self._running.env = self._env(feeds)
         prof = profiler.active()
         if prof is not None:
             self._run_profiled(env, prof)
@@ -276,12 +282,11 @@ class CpuExecutor:
                     self._run_plain(env, sizes := {}, seen := {})
                     self._arenas[key] = self._make_plan(sizes, seen)
                 else:
-                    fresh = env.copy()
                     try:
                         self._run_arena(env, *plan)
                     except _StaleShapes:  # an intermediate's shape is not what the plan saw
                         del self._arenas[key]
-                        env[:] = fresh
+                        env[:] = self._env(feeds)
                         self._run_plain(env)
             finally:
                 self._arena_lock.release()
@@ -435,10 +440,7 @@ class CpuExecutor:
         model once to learn every intermediate's size)."""
         sizes: dict[int, int] = {}
         env_sizes = {}
-        env = self._template.copy() + [None]
-        for name, s in self._inputs:
-            env[s] = feeds[name]
-        self._running.env = env
+        env = self._running.env = self._env(feeds)
         for fn, ins, outs, _ in self._steps:
             res = fn(*[env[i] for i in ins])
             for s, x in zip(outs, res):

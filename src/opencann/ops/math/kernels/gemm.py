@@ -159,11 +159,11 @@ def library_gemm(a, b, out, bias=None, activation=None, residual=None, row_bias=
     transposed views (BLAS reads them as stored); `out` is a C-contiguous float32 (.., M, N);
     `residual` has out's shape."""
     np.matmul(a, b, out=out)
-    has_bias = 0 if bias is None and row_bias is None else (1 if bias is not None else 2)
-    if has_bias == 0 and activation is None and residual is None or out.size == 0:
+    if out.size == 0 or (bias is None and row_bias is None and activation is None
+                         and residual is None):
         return out
     n = out.shape[-1]
-    if has_bias == 2 and out.ndim == 3:  # a row bias repeats per batch entry: one launch each
+    if row_bias is not None and out.ndim == 3:  # a row bias repeats per batch entry: one launch each
         for z in range(out.shape[0]):
             library_gemm_epilogue(out[z], None, row_bias, activation,
                                   None if residual is None else residual[z], backend)
@@ -267,6 +267,8 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
         return c
     if K == 0:
         c[...] = 0
+    if bias is not None and row_bias is not None:
+        raise ValueError("give bias or row_bias, not both")
     if impl == "auto":
         impl = choose_impl(M, N, K, batch, trans_a, trans_b, bias is not None, activation,
                            residual is not None, row_bias is not None)
@@ -277,8 +279,6 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
             np.asarray(residual, np.float32), out_shape)
         return library_gemm(at, bt, c, bias, activation, res, row_bias)
     has_bias = 0 if bias is None and row_bias is None else (1 if bias is not None else 2)
-    if bias is not None and row_bias is not None:
-        raise ValueError("give bias or row_bias, not both")
     bias_arr = None if has_bias == 0 else np.ascontiguousarray(
         bias if bias is not None else row_bias, np.float32).reshape(-1)
     res = None

@@ -121,7 +121,6 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
             out = out[None]
         if out.shape != q.shape or out.dtype != q.dtype:
             raise ValueError(f"attention: out must be {q.dtype} {q.shape}, got {out.dtype} {out.shape}")
-    result = out
     if out.size and k.size:
         scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
         lens = np.ascontiguousarray(np.broadcast_to(Skv if kv_lens is None else kv_lens, (B,)),
@@ -152,4 +151,4 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
             HAS_ADD=amask is not None, backend=backend)
     elif out.size:
         out[...] = 0  # no keys: every row sees nothing
-    return result[0] if squeeze else result
+    return out[0] if squeeze else out
