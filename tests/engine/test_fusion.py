@@ -154,6 +154,32 @@ def test_conv_relu_fused():
     _check_all(g, {"x": rng.standard_normal((2, 3, 9, 9)).astype(np.float32)})
 
 
+@pytest.mark.parametrize("algo", ["im2col", "winograd4"])
+def test_resnet_block_tail_fused_into_the_conv(algo, monkeypatch):
+    """conv -> relu -> conv -> Add(shortcut) -> Relu: the second conv takes the residual and the
+    ReLU after it in its epilogue (both algorithms)."""
+    monkeypatch.setenv("OPENCANN_CONV_ALGO", algo)
+    g = Graph("block", {"": 18})
+    x = g.add_input("x", TensorType(F32, (1, 16, 12, 12)))
+    w1 = _const(g, "w1", rng.standard_normal((16, 16, 3, 3)) * 0.2)
+    w2 = _const(g, "w2", rng.standard_normal((16, 16, 3, 3)) * 0.2)
+    b2 = _const(g, "b2", rng.standard_normal(16))
+    (c1,) = g.add_node("Conv", [x, w1], ["c1"], {"pads": [1, 1, 1, 1]})
+    (r1,) = g.add_node("Relu", [c1], ["r1"])
+    (c2,) = g.add_node("Conv", [r1, w2, b2], ["c2"], {"pads": [1, 1, 1, 1]})
+    (s,) = g.add_node("Add", [x, c2], ["s"])  # shortcut first, as exporters may write it
+    (y,) = g.add_node("Relu", [s], ["y"])
+    g.outputs = [y]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    assert [(gr.kind, gr.parts) for gr in groups] == [
+        ("conv", ["relu"]), ("conv", ["bias", "residual", "relu"])]
+    feeds = {"x": rng.standard_normal((1, 16, 12, 12)).astype(np.float32)}
+    ex = _check_all(g, feeds, rtol=1e-4, atol=1e-4)
+    out = ex.run(feeds)["y"]
+    assert (out == 0).any() and (out > 0).any()
+
+
 def test_attention_block_matches_reference():
     g = Graph("attn", {"": 18})
     q = g.add_input("q", TensorType(F32, (1, 2, 8, 4)))

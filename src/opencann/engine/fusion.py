@@ -422,8 +422,25 @@ class _Fuser:
             activation, cur = "relu", nxt.outputs[0]
             nodes.append(nxt)
             parts.append("relu")
-        return FusionGroup("conv", nodes, Lowered(lower_cpu.conv_call(plan, activation),
-                                                  [n.inputs[0]], "conv2d"), cur, parts)
+        # a ResNet block's tail: Add(shortcut of the output's shape) [-> Relu]
+        residual, res_act, ins = None, None, [n.inputs[0]]
+        nxt = self.sole(cur)
+        if nxt is not None and nxt.op == "Add" and is_elementwise(nxt):
+            other = [v for v in nxt.inputs if v is not cur]
+            if len(other) == 1 and const_of(other[0]) is None and is_f32(other[0]) and \
+                    other[0].type.shape is not None and \
+                    other[0].type.shape == nxt.outputs[0].type.shape == cur.type.shape:
+                residual, cur = other[0], nxt.outputs[0]
+                nodes.append(nxt)
+                parts.append("residual")
+                ins.append(residual)
+                after = self.sole(cur)
+                if after is not None and after.op == "Relu" and is_elementwise(after):
+                    res_act, cur = "relu", after.outputs[0]
+                    nodes.append(after)
+                    parts.append("relu")
+        fn = lower_cpu.conv_call(plan, activation, residual is not None, res_act)
+        return FusionGroup("conv", nodes, Lowered(fn, ins, "conv2d"), cur, parts)
 
     # --- attention ----------------------------------------------------------------------------
     def attention_group(self, n: Node) -> FusionGroup | None:

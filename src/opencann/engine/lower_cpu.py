@@ -319,11 +319,18 @@ def conv_plan(node: Node, attrs: dict):
             stride, pads, dil, int(attrs.get("group", 1)))
 
 
-def conv_call(plan, activation=None):
+def conv_call(plan, activation=None, residual=False, res_activation=None):
+    """A step computing `res_act(act(conv(x) + bias) + residual)`: fn(x) or fn(x, residual). The
+    convolution is prepared once (`conv_k.Conv2d`: algorithm per shape, Winograd weights made
+    once)."""
     w, b, stride, pads, dil, groups = plan
-
-    def fn(x):
-        return (conv_k.conv2d(x, w, b, stride, pads, dil, groups, activation, impl="auto"),)
+    conv = conv_k.Conv2d(w, b, stride, pads, dil, groups, activation, res_activation, impl="auto")
+    if residual:
+        def fn(x, r):
+            return (conv(x, r),)
+    else:
+        def fn(x):
+            return (conv(x),)
     return fn
 
 

@@ -37,6 +37,11 @@ def bias_act(acc, bias, rm, rn, M, N, HAS_BIAS, ACT):
         acc = acc + tile.load(bias + rn, mask=rn < N, other=0.0)[None, :]
     elif HAS_BIAS == 2:
         acc = acc + tile.load(bias + rm, mask=rm < M, other=0.0)[:, None]
+    return activate(acc, ACT)
+
+
+def activate(acc, ACT):
+    """ReLU, GELU (erf form) or SiLU of a tile, or the tile itself for None (inside kernels)."""
     if ACT == "relu":
         acc = tile.maximum(acc, 0.0)
     elif ACT == "gelu":
@@ -51,8 +56,9 @@ def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, 
                 batch_b, batch_c, batch_r,
                 BM: tile.constexpr, BN: tile.constexpr, BK: tile.constexpr,
                 HAS_BIAS: tile.constexpr, ACT: tile.constexpr, HAS_RES: tile.constexpr,
-                TRANS_A: tile.constexpr = False, TRANS_B: tile.constexpr = False):
-    """One BM x BN block of act(a @ b + bias) + res for batch entry program_id(2)."""
+                TRANS_A: tile.constexpr = False, TRANS_B: tile.constexpr = False,
+                RES_ACT: tile.constexpr = None):
+    """One BM x BN block of res_act(act(a @ b + bias) + res) for batch entry program_id(2)."""
     pid_m = tile.program_id(0)
     pid_n = tile.program_id(1)
     z = tile.program_id(2)
@@ -80,13 +86,15 @@ def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, 
     if HAS_RES:
         acc = acc + tile.load(res + z * batch_r + rm[:, None] * srm + rn[None, :] * srn, mask=mask,
                               other=0.0)
+    acc = activate(acc, RES_ACT)
     tile.store(c + z * batch_c + rm[:, None] * scm + rn[None, :] * scn, acc, mask=mask)
 
 
 @tile.kernel(do_not_specialize=("M", "N", "scm", "srm"))
 def gemm_epilogue_kernel(c, bias, res, M, N, scm, srm, BM: tile.constexpr, BN: tile.constexpr,
-                         HAS_BIAS: tile.constexpr, ACT: tile.constexpr, HAS_RES: tile.constexpr):
-    """`c = act(c + bias) + res` in place over BM rows of a row-major (M, N) product: the
+                         HAS_BIAS: tile.constexpr, ACT: tile.constexpr, HAS_RES: tile.constexpr,
+                         RES_ACT: tile.constexpr = None):
+    """`c = res_act(act(c + bias) + res)` in place over BM rows of a row-major (M, N) product: the
     epilogue of a library GEMM, the same arithmetic as `gemm_kernel`'s."""
     rm = tile.program_id(0) * BM + tile.arange(0, BM)
     for n0 in range(0, N, BN):
@@ -96,6 +104,7 @@ def gemm_epilogue_kernel(c, bias, res, M, N, scm, srm, BM: tile.constexpr, BN: t
         acc = bias_act(acc, bias, rm, rn, M, N, HAS_BIAS, ACT)
         if HAS_RES:
             acc = acc + tile.load(res + rm[:, None] * srm + rn[None, :], mask=mask, other=0.0)
+        acc = activate(acc, RES_ACT)
         tile.store(c + rm[:, None] * scm + rn[None, :], acc, mask=mask)
 
 
@@ -127,8 +136,11 @@ def _blocks(M, N, K):
         while bm > 24 and mb * -(-N // bn) < 2 * threads:
             bm = -(-bm // 12) * 6
             mb = -(-M // bm)
-    # a BK x 32 panel of B (16 KiB at 128) stays in L1 beside the A rows the micro-kernel reads
-    bk = 128 if K >= 128 else max(8, -(-K // 8) * 8)
+    # a BK x 32 panel of B (16 KiB at 128) stays in L1 beside the A rows the micro-kernel reads;
+    # K is cut into equal slabs of at most 128 (K=147 as 80+67 rather than 128+19: a thin last
+    # slab costs a whole pass of packing; the stem of a ResNet went from about 80 to 115 GFLOP/s)
+    slabs = -(-K // 128)
+    bk = max(8, -(-(-(-K // slabs)) // 8) * 8)
     return bm, bn, bk
 
 
@@ -153,27 +165,30 @@ def _epilogue_blocks(M, N):
 
 
 def library_gemm(a, b, out, bias=None, activation=None, residual=None, row_bias=None,
-                 backend="cpu"):
-    """`out[...] = act(a @ b + bias) + residual` with NumPy's BLAS for the product and
+                 backend="cpu", res_activation=None):
+    """`out[...] = res_act(act(a @ b + bias) + residual)` with NumPy's BLAS for the product and
     `gemm_epilogue_kernel` for the rest, in place. a (.., M, K) and b (.., K, N) may be
     transposed views (BLAS reads them as stored); `out` is a C-contiguous float32 (.., M, N);
     `residual` has out's shape."""
     np.matmul(a, b, out=out)
     if out.size == 0 or (bias is None and row_bias is None and activation is None
-                         and residual is None):
+                         and residual is None and res_activation is None):
         return out
     n = out.shape[-1]
     if row_bias is not None and out.ndim == 3:  # a row bias repeats per batch entry: one launch each
         for z in range(out.shape[0]):
             library_gemm_epilogue(out[z], None, row_bias, activation,
-                                  None if residual is None else residual[z], backend)
+                                  None if residual is None else residual[z], backend,
+                                  res_activation)
         return out
     library_gemm_epilogue(out.reshape(-1, n), bias, row_bias, activation,
-                          None if residual is None else residual.reshape(-1, n), backend)
+                          None if residual is None else residual.reshape(-1, n), backend,
+                          res_activation)
     return out
 
 
-def library_gemm_epilogue(c, bias, row_bias, activation, residual, backend="cpu"):
+def library_gemm_epilogue(c, bias, row_bias, activation, residual, backend="cpu",
+                          res_activation=None):
     """The epilogue of `library_gemm` on a 2-d C-contiguous `c`, in place."""
     m, n = c.shape
     has_bias = 0 if bias is None and row_bias is None else (1 if bias is not None else 2)
@@ -183,7 +198,8 @@ def library_gemm_epilogue(c, bias, row_bias, activation, residual, backend="cpu"
     bm, bn = _epilogue_blocks(m, n)
     gemm_epilogue_kernel[(-(-m // bm),)](c, bias_arr, res, m, n, n, n, BM=bm, BN=bn,
                                          HAS_BIAS=has_bias, ACT=activation,
-                                         HAS_RES=res is not None, backend=backend)
+                                         HAS_RES=res is not None, RES_ACT=res_activation,
+                                         backend=backend)
 
 
 # (M, N, K, batch, trans_a, trans_b, epilogue) -> "tile" | "library", measured in this process
@@ -191,12 +207,12 @@ IMPL_CHOICES: dict = {}
 
 
 def choose_impl(M, N, K, batch=1, trans_a=False, trans_b=False, bias=False, activation=None,
-                residual=False, row_bias=False, repeats=3) -> str:
+                residual=False, row_bias=False, repeats=3, res_activation=None) -> str:
     """"tile" or "library" for a GEMM of this shape: OPENCANN_GEMM_IMPL when it names one
     (default "tile"); under `auto`, whichever ran faster when timed here (best of `repeats`
     alternating runs on random operands of the shape), measured once per shape."""
     key = (M, N, K, batch, bool(trans_a), bool(trans_b), bool(bias), activation, bool(residual),
-           bool(row_bias))
+           bool(row_bias), res_activation)
     got = IMPL_CHOICES.get(key)
     if got is not None:
         return got
@@ -218,7 +234,7 @@ def choose_impl(M, N, K, batch=1, trans_a=False, trans_b=False, bias=False, acti
         impl = "tile" if i % 2 == 0 else "library"
         t0 = time.perf_counter()
         batched_gemm(a, b, bv, activation, res, row_bias=rv, trans_a=trans_a, trans_b=trans_b,
-                     impl=impl)
+                     impl=impl, res_activation=res_activation)
         dt = time.perf_counter() - t0
         if i >= 2:
             best[impl] = min(best[impl], dt)
@@ -227,17 +243,21 @@ def choose_impl(M, N, K, batch=1, trans_a=False, trans_b=False, bias=False, acti
 
 
 def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu", blocks=None,
-                 row_bias=None, trans_a=False, trans_b=False, impl="tile", out=None):
-    """`act(a @ b + bias) + residual` over a batch: a (B, M, K) or (M, K), b (B, K, N) or (K, N).
+                 row_bias=None, trans_a=False, trans_b=False, impl="tile", out=None,
+                 res_activation=None):
+    """`res_act(act(a @ b + bias) + residual)` over a batch: a (B, M, K) or (M, K), b (B, K, N)
+    or (K, N).
 
     `bias` has one value per output column (N,); `row_bias` one per output row (M,).
     `trans_a` / `trans_b`: a is given as (.., K, M) / b as (.., N, K), and used transposed.
     `impl`: "tile" (the tile-language kernel), "library" (BLAS product + tile epilogue, cpu
     backend only) or "auto" (the one measured faster for this shape, see `choose_impl`).
     `out`: a C-contiguous float32 array of the result's shape to write into.
+    `res_activation`: an activation applied last, after the residual (a ResNet block's ReLU).
     """
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    for act in (activation, res_activation):
+        if act not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {act!r}")
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if impl != "tile" and backend != "cpu":
@@ -271,13 +291,15 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
         raise ValueError("give bias or row_bias, not both")
     if impl == "auto":
         impl = choose_impl(M, N, K, batch, trans_a, trans_b, bias is not None, activation,
-                           residual is not None, row_bias is not None)
+                           residual is not None, row_bias is not None,
+                           res_activation=res_activation)
     if impl == "library":
         at = a.swapaxes(-1, -2) if trans_a else a
         bt = b.swapaxes(-1, -2) if trans_b else b
         res = None if residual is None else np.broadcast_to(
             np.asarray(residual, np.float32), out_shape)
-        return library_gemm(at, bt, c, bias, activation, res, row_bias)
+        return library_gemm(at, bt, c, bias, activation, res, row_bias,
+                            res_activation=res_activation)
     has_bias = 0 if bias is None and row_bias is None else (1 if bias is not None else 2)
     bias_arr = None if has_bias == 0 else np.ascontiguousarray(
         bias if bias is not None else row_bias, np.float32).reshape(-1)
@@ -293,6 +315,7 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
         M * N if res is not None and res.ndim == 3 else 0,
         BM=bm, BN=bn, BK=bk, HAS_BIAS=has_bias, ACT=activation,
         HAS_RES=residual is not None, TRANS_A=bool(trans_a), TRANS_B=bool(trans_b),
+        RES_ACT=res_activation,
         backend=backend)
     return c
 

@@ -1,4 +1,5 @@
-"""2-d convolution (NCHW, any stride, padding, dilation and groups) as im2col + the GEMM kernel.
+"""2-d convolution (NCHW, any stride, padding, dilation and groups): im2col + the GEMM kernel, or
+Winograd's F(4x4,3x3) / F(2x2,3x3) for 3x3 stride-1 convolutions (`winograd.py`).
 
 `im2col_kernel` writes, for one image and group, the (C/g * KH * KW, OH * OW) matrix of input
 taps (zero where the window hangs over the padding), a program per row of it; the GEMM kernel
@@ -8,12 +9,16 @@ its epilogue.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from opencann import tile
 from opencann.ops.math.kernels.gemm import batched_gemm
 
-__all__ = ["im2col_kernel", "im2col", "conv2d"]
+from . import winograd
+
+__all__ = ["ALGOS", "Conv2d", "choose_algo", "conv2d", "im2col", "im2col_kernel"]
 
 
 @tile.kernel(do_not_specialize=("C", "H", "W", "OH", "OW", "PH", "PW", "c0", "K"))
@@ -56,38 +61,137 @@ def im2col(x, c0, cg, kh, kw, stride, padding, dilation, oh, ow, backend="cpu"):
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None,
-           backend="cpu", impl="tile"):
+           backend="cpu", impl="tile", residual=None, res_activation=None, algo="auto"):
     """Convolution of x (N, C, H, W) with weight (Cout, C/groups, KH, KW) -> (N, Cout, OH, OW).
 
-    `activation` (relu, gelu, silu) is fused into the GEMM epilogue with the bias; `impl` is
-    the GEMM's (see `batched_gemm`). A 1x1 convolution with stride 1 and no padding needs no tap
-    matrix: the input is one.
+    The epilogue is `res_act(act(conv + bias) + residual)`: `activation` and `res_activation`
+    are relu, gelu, silu or None, `residual` an array of the output's shape (a ResNet block's
+    shortcut). `impl` is the GEMM's (see `batched_gemm`). `algo`: "im2col" (a tap matrix and one
+    GEMM; a 1x1 convolution with stride 1 and no padding needs no tap matrix: the input is one),
+    "winograd2" / "winograd4" (F(2x2,3x3) / F(4x4,3x3), 3x3 stride-1 convolutions only), or
+    "auto" (`choose_algo`). For repeated calls with the same weights use `Conv2d`, which
+    transforms them once.
     """
-    x = np.ascontiguousarray(x, np.float32)
-    weight = np.ascontiguousarray(weight, np.float32)
-    n, c, h, w = x.shape
-    cout, cg, kh, kw = weight.shape
-    if c != cg * groups or cout % groups:
-        raise ValueError(f"conv2d: input has {c} channels, weight {weight.shape} with "
-                         f"groups={groups} expects {cg * groups}")
-    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-    ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-    out = np.empty((n, cout, max(oh, 0), max(ow, 0)), np.float32)
-    if out.size == 0:
+    return Conv2d(weight, bias, stride, padding, dilation, groups, activation, res_activation,
+                  algo, backend, impl)(x, residual)
+
+
+ALGOS = ("auto", "im2col", "winograd2", "winograd4")
+
+
+def choose_algo(weight_shape, out_hw, stride=(1, 1), dilation=(1, 1), groups=1) -> str:
+    """The algorithm for a convolution, by the rule measured on a 2-core AVX-512 machine
+    (ResNet-18 layers, batch 1): Winograd F(4x4,3x3) for a 3x3 stride-1 convolution with at
+    least 6x6 output tiles of 4x4 per image (28x28: 0.85 ms against 2.06 for im2col), F(2x2,3x3)
+    with at least 6x6 tiles of 2x2 (14x14: 1.10 ms against 2.44), im2col below that (7x7: the
+    transformed weights, 16/9 the size, are read once per call for only 16 tiles). Also
+    fewer than 16 channels in or out stay on im2col, where the transforms would dominate.
+    OPENCANN_CONV_ALGO (im2col, winograd2, winograd4) overrides the rule where it applies."""
+    forced = os.environ.get("OPENCANN_CONV_ALGO", "auto")
+    if forced not in ALGOS:
+        raise ValueError(f"OPENCANN_CONV_ALGO must be one of {ALGOS}, got {forced!r}")
+    if not winograd.supports(weight_shape, stride, dilation, groups):
+        return "im2col"
+    if forced != "auto":
+        return forced
+    cout, cin = weight_shape[:2]
+    oh, ow = out_hw
+    if min(cout, cin) < 16:
+        return "im2col"
+    if -(-oh // 4) * -(-ow // 4) >= 36:
+        return "winograd4"
+    if -(-oh // 2) * -(-ow // 2) >= 36:
+        return "winograd2"
+    return "im2col"
+
+
+class Conv2d:
+    """A 2-d convolution with fixed weights, for repeated calls: `Conv2d(w, b, ...)(x)`.
+
+    The algorithm is chosen per input shape (`choose_algo`, or the `algo` given) and Winograd's
+    transformed weights are made once per tile size. Arguments are `conv2d`'s.
+    """
+
+    def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                 activation=None, res_activation=None, algo="auto", backend="cpu", impl="tile"):
+        if algo not in ALGOS:
+            raise ValueError(f"conv2d: algo must be one of {ALGOS}, got {algo!r}")
+        self.weight = np.ascontiguousarray(weight, np.float32)
+        if self.weight.ndim != 4:
+            raise ValueError(f"conv2d: weight must be (Cout, C/groups, KH, KW), got "
+                             f"{self.weight.shape}")
+        self.bias = None if bias is None else np.ascontiguousarray(bias, np.float32).reshape(-1)
+        self.stride, self.padding, self.dilation = _pair(stride), _pair(padding), _pair(dilation)
+        self.groups = int(groups)
+        self.activation, self.res_activation = activation, res_activation
+        self.algo, self.backend, self.impl = algo, backend, impl
+        self._u: dict[int, np.ndarray] = {}   # tile size m -> Winograd weights
+
+    def out_hw(self, h, w):
+        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
+        kh, kw = self.weight.shape[2:]
+        return (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+
+    def algo_for(self, h, w) -> str:
+        if self.algo == "auto":
+            return choose_algo(self.weight.shape, self.out_hw(h, w), self.stride, self.dilation,
+                               self.groups)
+        if self.algo != "im2col" and not winograd.supports(self.weight.shape, self.stride,
+                                                           self.dilation, self.groups):
+            raise ValueError(f"conv2d: {self.algo} needs a 3x3 stride-1 undilated convolution with "
+                             f"one group, got weight {self.weight.shape}, stride {self.stride}, "
+                             f"dilation {self.dilation}, groups {self.groups}")
+        return self.algo
+
+    def winograd_weights(self, m: int) -> np.ndarray:
+        u = self._u.get(m)
+        if u is None:
+            u = self._u[m] = winograd.transform_weights(self.weight, m)
+        return u
+
+    def __call__(self, x, residual=None, out=None):
+        x = np.ascontiguousarray(x, np.float32)
+        if x.ndim != 4:
+            raise ValueError(f"conv2d: input must be NCHW, got shape {x.shape}")
+        n, c, h, w = x.shape
+        weight, groups = self.weight, self.groups
+        cout, cg, kh, kw = weight.shape
+        if c != cg * groups or cout % groups:
+            raise ValueError(f"conv2d: input has {c} channels, weight {weight.shape} with "
+                             f"groups={groups} expects {cg * groups}")
+        oh, ow = self.out_hw(h, w)
+        shape = (n, cout, max(oh, 0), max(ow, 0))
+        if residual is not None:
+            residual = np.asarray(residual, np.float32)
+            if residual.shape != shape:
+                residual = np.broadcast_to(residual, shape)
+        algo = self.algo_for(h, w)
+        if algo != "im2col" and min(shape) > 0:
+            m = 4 if algo == "winograd4" else 2
+            return winograd.winograd_conv3x3(x, self.winograd_weights(m), m, self.bias,
+                                             self.padding, self.activation, residual,
+                                             self.backend, out, self.res_activation)
+        if out is None:
+            out = np.empty(shape, np.float32)
+        if out.size == 0:
+            return out
+        og = cout // groups
+        wmat = weight.reshape(groups, og, cg * kh * kw)
+        b = None if self.bias is None else self.bias.reshape(groups, og)
+        direct = kh == kw == 1 and self.stride == (1, 1) and self.padding == (0, 0)
+        for g in range(groups):
+            if direct:
+                cols = x[:, g * cg:(g + 1) * cg].reshape(n, cg, h * w)
+            else:
+                cols = im2col(x, g * cg, cg, kh, kw, self.stride, self.padding, self.dilation,
+                              oh, ow, self.backend)
+            res = None if residual is None else residual[:, g * og:(g + 1) * og].reshape(
+                n, og, oh * ow)
+            dst = out.reshape(n, cout, oh * ow)[:, g * og:(g + 1) * og]
+            y = batched_gemm(wmat[g], cols, row_bias=None if b is None else b[g],
+                             activation=self.activation, residual=res, backend=self.backend,
+                             impl=self.impl, res_activation=self.res_activation,
+                             out=dst if groups == 1 else None)
+            if groups > 1:
+                dst[...] = y
         return out
-    og = cout // groups
-    wmat = weight.reshape(groups, og, cg * kh * kw)
-    b = None if bias is None else np.ascontiguousarray(bias, np.float32).reshape(groups, og)
-    direct = kh == kw == 1 and stride == (1, 1) and padding == (0, 0)
-    for g in range(groups):
-        if direct:
-            cols = x[:, g * cg:(g + 1) * cg].reshape(n, cg, h * w)
-        else:
-            cols = im2col(x, g * cg, cg, kh, kw, stride, padding, dilation, oh, ow, backend)
-        res = batched_gemm(wmat[g], cols, row_bias=None if b is None else b[g],
-                           activation=activation, backend=backend, impl=impl)
-        if groups == 1:
-            return res.reshape(n, cout, oh, ow)
-        out[:, g * og:(g + 1) * og] = res.reshape(n, og, oh, ow)
-    return out
