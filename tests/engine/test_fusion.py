@@ -388,3 +388,89 @@ def test_training_layer_norm_and_reduce_sum_run_cpu_kernels():
     feeds = {v.name: rng.standard_normal(v.type.shape).astype(np.float32) for v in g.inputs}
     ex = _check_all(g, feeds, rtol=1e-4, atol=1e-4)
     assert [st.kernel for st in ex.placement.steps] == ["layer_norm", "reduce_sum"]
+
+
+def _where_graph(cshape, xshape, yshape, x_const=None, y_const=None, chain=True):
+    g = Graph("where", {"": 18})
+    c = g.add_input("c", TensorType(dtypes.bool_, cshape))
+    x = _const(g, "xc", x_const) if x_const is not None else g.add_input("x", TensorType(F32, xshape))
+    y = _const(g, "yc", y_const) if y_const is not None else g.add_input("y", TensorType(F32, yshape))
+    if chain and x_const is None:
+        (x,) = g.add_node("Mul", [x, _const(g, "k", 0.5)], ["xs"])
+    (w,) = g.add_node("Where", [c, x, y], ["w"])
+    out = w
+    if chain:
+        (e,) = g.add_node("Exp", [w], ["e"])
+        (out,) = g.add_node("Sub", [e, _const(g, "one", 1.0)], ["out"])
+    g.outputs = [out]
+    return _typed(g)
+
+
+@pytest.mark.parametrize("cshape,xshape,yshape,x_const,y_const", [
+    ((4, 5), (2, 4, 5), None, None, -math.inf),        # the causal-mask form: Where(mask, s, -inf)
+    ((2, 3, 1), (3, 6), (6,), None, None),             # all three broadcast, cond gives the rank
+    ((2, 1, 4), (1,), (4,), None, None),               # a single-element X
+    ((3, 4), None, None, 2.0, -1.0),                   # both branches constants: the cond's shape
+    ((3, 4), None, (3, 4), [[2.0]], None),             # a (1, 1) constant branch keeps its rank
+    ((0, 4), (4,), (1,), None, None),                  # empty
+])
+def test_where_runs_in_fused_elementwise_kernels(cshape, xshape, yshape, x_const, y_const):
+    g = _where_graph(cshape, xshape, yshape, x_const, y_const)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    assert [(gr.kind, len(gr.nodes)) for gr in groups] == [("elementwise", len(g.nodes))]
+    feeds = {"c": rng.random(cshape) < 0.5}
+    for v in g.inputs[1:]:
+        a = rng.standard_normal(v.type.shape).astype(np.float32)
+        if a.size:
+            a.reshape(-1)[0] = np.nan  # NaN where selected, or dropped where not
+        feeds[v.name] = a
+    ex = _check_all(g, feeds)
+    assert all(s.device == "cpu" for s in ex.placement.steps)
+    want = Interpreter(g, g.name).run(feeds)["out"]
+    got = ex.run(feeds)["out"]
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+def test_where_condition_computed_in_the_graph_and_alone():
+    """A condition made by another node (Less, on ref) and a lone Where node: the same values."""
+    g = Graph("where_less", {"": 18})
+    a = g.add_input("a", TensorType(F32, (3, 7)))
+    b = g.add_input("b", TensorType(F32, (7,)))
+    (c,) = g.add_node("Less", [a, b], ["c"])
+    (w,) = g.add_node("Where", [c, a, b], ["w"])  # min(a, b) spelled as a select
+    g.outputs = [w]
+    _typed(g)
+    feeds = {"a": rng.standard_normal((3, 7)).astype(np.float32),
+             "b": rng.standard_normal(7).astype(np.float32)}
+    ex = _check_all(g, feeds)
+    assert [s.kernel for s in ex.placement.steps] == ["ref:Less", "fused_where"]
+    np.testing.assert_array_equal(ex.run(feeds)["w"], np.minimum(feeds["a"], feeds["b"]))
+
+
+def test_where_of_other_dtypes_runs_its_reference():
+    g = Graph("where_f64", {"": 18})
+    c = g.add_input("c", TensorType(dtypes.bool_, (4,)))
+    x = g.add_input("x", TensorType(dtypes.float64, (4,)))
+    (w,) = g.add_node("Where", [c, x, g.add_constant("z", np.zeros(4))], ["w"])
+    g.outputs = [w]
+    _typed(g)
+    ex = CpuExecutor(g, g.name)
+    assert [s.device for s in ex.placement.steps] == ["ref"]
+    feeds = {"c": np.array([1, 0, 1, 0], bool), "x": np.arange(4.0)}
+    np.testing.assert_array_equal(ex.run(feeds)["w"], [0.0, 0.0, 2.0, 0.0])
+
+
+def test_elementwise_program_where_with_a_float_condition():
+    """A program's where tests a computed float condition against zero (NumPy's where); an input
+    read only as a condition is loaded as bool."""
+    prog = (("in", 0), ("c", 1.0), ("mul", 0, 1), ("in", 1), ("c", 3.0), ("where", 2, 3, 4))
+    k = ElementwiseProgram(prog, 2)
+    assert k.dtypes == (np.float32, np.float32)
+    c = np.array([0.0, 1.0, -2.0, np.nan], np.float32)
+    x = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    np.testing.assert_array_equal(k(c, x), np.where(c != 0, x, 3.0).astype(np.float32))
+    kb = ElementwiseProgram((("in", 0), ("in", 1), ("c", 3.0), ("where", 0, 2, 1)), 2)
+    assert kb.dtypes == (np.bool_, np.float32)
+    cb = np.array([[True], [False]])
+    np.testing.assert_array_equal(kb(cb, x), np.where(cb, 3.0, x).astype(np.float32))

@@ -8,6 +8,10 @@ A program is a tuple of instructions; instruction i defines value i:
     ("c", 0.5)           a float32 constant
     ("add", i, j)        a binary op of two earlier values (see BINARY)
     ("erf", i)           a unary op of an earlier value (see UNARY)
+    ("where", c, i, j)   value i where value c holds, else value j (ONNX Where)
+
+Inputs are float32, except an input read only as a `where` condition, which is bool (loaded as
+stored, one byte per element).
 
 The last instruction is the result. Like the library's binary kernel, the launcher folds NumPy
 broadcasting into at most three dims (0 strides along broadcast dims, specialized constants).
@@ -29,6 +33,7 @@ from opencann.ops.math.kernels.elementwise import broadcast_strides, collapse_di
 __all__ = [
     "BINARY",
     "MAX_INPUTS",
+    "TERNARY",
     "UNARY",
     "ElementwiseProgram",
     "evaluate_numpy",
@@ -38,6 +43,7 @@ __all__ = [
 MAX_INPUTS = 4
 BLOCK = 2048
 BINARY = ("add", "sub", "mul", "div", "pow", "max", "min")
+TERNARY = ("where",)
 UNARY = ("neg", "abs", "exp", "log", "sqrt", "tanh", "erf", "sigmoid", "relu", "floor", "ceil",
          "reciprocal")
 
@@ -89,9 +95,29 @@ def _evaluate(program, inputs, strides, r0, r1, cols, mask):
             vals.append(float(ins[1]))
         elif kind in BINARY:
             vals.append(_binary(kind, vals[ins[1]], vals[ins[2]]))
+        elif kind == "where":
+            a, b = vals[ins[2]], vals[ins[3]]
+            if not isinstance(a, tile.Tile) and not isinstance(b, tile.Tile):
+                a = tile.full(cols.shape, a, tile.float32)  # both branches constants
+            vals.append(tile.where(vals[ins[1]], a, b))
         else:
             vals.append(_unary(kind, vals[ins[1]]))
     return vals[-1]
+
+
+def input_dtypes(program, n_inputs: int) -> tuple:
+    """The dtype each input is loaded as: bool for an input read only as a `where` condition,
+    float32 otherwise (a float condition is tested against zero, as NumPy's where does)."""
+    cond: set[int] = set()
+    other: set[int] = set()
+    ins = {i: p[1] for i, p in enumerate(program) if p[0] == "in"}
+    for p in program:
+        if p[0] == "in" or p[0] == "c":
+            continue
+        for pos, j in enumerate(p[1:]):
+            if j in ins:
+                (cond if p[0] == "where" and pos == 0 else other).add(ins[j])
+    return tuple(np.bool_ if k in cond and k not in other else np.float32 for k in range(n_inputs))
 
 
 @tile.kernel(do_not_specialize=("D1", "C"))
@@ -131,20 +157,24 @@ def evaluate_numpy(program, inputs):
                 vals.append(np.float64(ins[1]))
             elif kind in BINARY:
                 vals.append(_NP_BINARY[kind](vals[ins[1]], vals[ins[2]]))
+            elif kind == "where":
+                vals.append(np.where(vals[ins[1]] != 0, vals[ins[2]], vals[ins[3]]))
             else:
                 vals.append(_np_unary(kind, vals[ins[1]]))
     return vals[-1]
 
 
 class ElementwiseProgram:
-    """A compiled-on-first-use fused elementwise kernel for one program over `n_inputs` float32
-    inputs. Calling it with arrays returns a new array (or fills `out`)."""
+    """A compiled-on-first-use fused elementwise kernel for one program over `n_inputs` inputs
+    (float32, or bool where `input_dtypes` says). Calling it with arrays returns a new float32
+    array (or fills `out`)."""
 
     def __init__(self, program: tuple, n_inputs: int, name: str = "fused_elementwise"):
         if n_inputs > MAX_INPUTS:
             raise ValueError(f"a fused elementwise kernel takes at most {MAX_INPUTS} inputs")
         self.program = tuple(program)
         self.n_inputs = n_inputs
+        self.dtypes = input_dtypes(self.program, n_inputs)
         self.name = name
         self._plans: dict = {}
 
@@ -174,7 +204,7 @@ class ElementwiseProgram:
             out = np.empty(out_shape, np.float32)
         if size == 0:
             return out
-        arrays = [np.ascontiguousarray(x, np.float32) for x in inputs]
+        arrays = [np.ascontiguousarray(x, dt) for x, dt in zip(inputs, self.dtypes)]
         if materialize:
             arrays = [np.ascontiguousarray(np.broadcast_to(x, out_shape)) for x in arrays]
         if prepared is None:

@@ -6,7 +6,8 @@
   launch of the GEMM kernel; a Conv absorbs a following Relu.
 - Elementwise chains: a node whose output feeds exactly one elementwise node joins it, up to
   `MAX_INPUTS` distinct tensor inputs; the chain runs as one generated kernel
-  (`fused_elementwise.ElementwiseProgram`).
+  (`fused_elementwise.ElementwiseProgram`). Where (a bool condition selecting between float32
+  values, e.g. a causal mask) is one of the chain's ops.
 - Attention: MatMul(Q, Kᵀ) -> scale -> mask add -> Softmax -> MatMul(·, V) runs as the library's
   attention kernel. The additive mask is looked at once per mask array: a key-padding mask becomes
   the kernel's boolean mask, the causal mask its causal flag (key blocks past the diagonal are
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import dtypes
 from ..ir import Graph, Node, TensorType, Value
 from . import lower_cpu
 from .fused_elementwise import MAX_INPUTS, ElementwiseProgram, evaluate_numpy
@@ -38,7 +40,8 @@ EW_OPS = {"Add": ("add", 2), "Sub": ("sub", 2), "Mul": ("mul", 2), "Div": ("div"
           "Pow": ("pow", 2), "Max": ("max", 2), "Min": ("min", 2), "Relu": ("relu", 1),
           "Erf": ("erf", 1), "Tanh": ("tanh", 1), "Sigmoid": ("sigmoid", 1), "Sqrt": ("sqrt", 1),
           "Exp": ("exp", 1), "Log": ("log", 1), "Neg": ("neg", 1), "Abs": ("abs", 1),
-          "Reciprocal": ("reciprocal", 1), "Floor": ("floor", 1), "Ceil": ("ceil", 1)}
+          "Reciprocal": ("reciprocal", 1), "Floor": ("floor", 1), "Ceil": ("ceil", 1),
+          "Where": ("where", 3)}
 
 # dense where activations bend, sparse far out (so a clamp such as ReLU6 never passes for ReLU)
 _SAMPLES = np.concatenate([np.linspace(-6.0, 6.0, 241),
@@ -80,6 +83,10 @@ def _scalar_const(v: Value | None, out_rank) -> float | None:
     return float(c.reshape(()))
 
 
+def _is_bool(v: Value) -> bool:
+    return isinstance(v.type, TensorType) and v.type.dtype == dtypes.bool_
+
+
 def is_elementwise(n: Node) -> bool:
     spec = EW_OPS.get(n.op)
     if spec is None or n.domain not in ("", "ai.onnx") or len(n.outputs) != 1:
@@ -88,7 +95,17 @@ def is_elementwise(n: Node) -> bool:
     if any(k != "consumed_inputs" for k in n.attrs):
         return False
     ins = [v for v in n.inputs if v is not None]
-    return len(ins) == spec[1] and all(is_f32(v) for v in ins) and is_f32(n.outputs[0])
+    if len(ins) != spec[1] or not is_f32(n.outputs[0]):
+        return False
+    if n.op == "Where":  # a bool condition selecting between float32 values
+        return _is_bool(ins[0]) and is_f32(ins[1]) and is_f32(ins[2])
+    return all(is_f32(v) for v in ins)
+
+
+def _max_rank(vs: list[Value]):
+    """The largest rank among `vs`, None when one is unknown."""
+    ranks = [_rank(v) for v in vs]
+    return None if any(r is None for r in ranks) else max(ranks)
 
 
 def elementwise_program(nodes: list[Node], fixed: dict[int, int] | None = None):
@@ -112,7 +129,8 @@ def elementwise_program(nodes: list[Node], fixed: dict[int, int] | None = None):
             if i is None:
                 s = _scalar_const(v, out_rank)
                 other = [u for u in n.inputs if u is not None and u is not v]
-                if s is not None and (not other or _rank(other[0]) == out_rank):
+                # a folded constant must not be what gives the output its rank
+                if s is not None and (not other or _max_rank(other) == out_rank):
                     i = consts.get(s)
                     if i is None:
                         i = consts[s] = len(prog)

@@ -123,7 +123,8 @@ def place(graph: Graph, bound: dict, model: str = "model", fuse: bool = True) ->
         if reason is None:
             reason = "has subgraphs" if n.subgraphs() else "no cpu kernel for this op"
         if reason == "no cpu kernel for this op" and n.op in EW_OPS:
-            reason = "fused elementwise kernels take float32 only"
+            reason = ("fused elementwise kernels take a bool condition and float32 values only"
+                      if n.op == "Where" else "fused elementwise kernels take float32 only")
         steps.append(Step("ref", f"ref:{n.op}", [n], list(n.inputs), list(n.outputs), None,
                           None, reason))
     return Placement(model, steps, len(graph.nodes), groups)
