@@ -6,6 +6,7 @@ step that runs the same shapes again and again, `Prepared` does that work once p
 keeps the program's entry point and its scalar arguments, so a launch is one C call with fresh
 data pointers.
 
+`Prepared` belongs to the tile layer (`tile.kernel.Prepared`; the library's kernels use it too).
 `Checked` guards the shortcut: the first call for a shape runs the library launcher and the
 prepared launch side by side and keeps the prepared one only when both give bit-identical
 results (so a launcher that changes its kernel's arguments costs speed, never correctness).
@@ -18,39 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tile.kernel import Prepared
+
 __all__ = ["Checked", "Prepared"]
-
-
-class Prepared:
-    """One kernel launch with its program, grid and scalar arguments fixed; call it with the
-    array arguments (the non-None arrays of `args`, in order)."""
-
-    __slots__ = ("args", "fn", "grid", "ptr_pos")
-
-    def __init__(self, kernel, grid, args, meta):
-        runtime, _ = kernel.bind(args, meta)
-        spec = kernel.spec(runtime)
-        prog = kernel.warmup(*args, **meta)
-        self.fn = prog.fn
-        g = tuple(int(x) for x in grid)
-        self.grid = g + (1,) * (3 - len(g))
-        self.args = []
-        self.ptr_pos = []
-        for i, ((_, v), s) in enumerate(zip(runtime, spec)):
-            if s[0] == "p":
-                self.ptr_pos.append(i)
-                self.args.append(0)
-            elif s[0] == "i":
-                self.args.append(int(v))
-            else:
-                self.args.append(float(v))
-
-    def __call__(self, *arrays) -> None:
-        a = self.args.copy()
-        for i, x in zip(self.ptr_pos, arrays):
-            a[i] = x.ctypes.data
-        if self.grid[0] * self.grid[1] * self.grid[2]:
-            self.fn(*self.grid, *a)
 
 
 class Checked:

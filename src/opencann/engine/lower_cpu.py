@@ -219,16 +219,10 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
         if gemm_k.choose_impl(m, n, k, batch, bias=bias is not None, activation=activation,
                               residual=res is not None) == "library":
             raise ValueError("library GEMM: the launcher's path")
-        bm, bn, bk = gemm_k._blocks(m, n, k)
-        has_bias = 0 if bias is None else 1
-        dummy = np.empty(1, np.float32)
-        launch = Prepared(gemm_k.gemm_kernel, (-(-m // bm), -(-n // bn), batch),
-                          [dummy, dummy, dummy, None if bias is None else dummy,
-                           None if res is None else dummy, m, n, k, k, 1, n, 1, n, 1, n, 1,
-                           strides[0], strides[1], m * n,
-                           m * n if res is not None and batch > 1 else 0],
-                          {"BM": bm, "BN": bn, "BK": bk, "HAS_BIAS": has_bias, "ACT": activation,
-                               "HAS_RES": res is not None})
+        launch = gemm_k.prepare_gemm(m, n, k, batch, strides[0] > 0, strides[1] > 0,
+                                     res is not None and batch > 1,
+                                     has_bias=0 if bias is None else 1, activation=activation,
+                                     residual=res is not None)
         extra = [] if bias is None else [bias]
 
         def run(out, *args):
@@ -499,19 +493,25 @@ def _lower_reduce(node: Node, attrs: dict):
     keep = bool(attrs.get("keepdims", 1))
     a0, a1 = axes[0], axes[-1] + 1
 
-    kind = "sum" if node.op == "ReduceSum" else "mean"
-    empty = np.sum if kind == "sum" else np.mean
+    kind = _REDUCE_KINDS[node.op]
+    empty_value = np.float32(_REDUCE_EMPTY[kind])
 
     def fn(x):
         shp = x.shape
+        out = shp[:a0] + ((1,) if keep else ()) * (a1 - a0) + shp[a1:]
         mid = int(np.prod(shp[a0:a1], dtype=np.int64))
-        if mid == 0 or x.size == 0:
-            return (np.asarray(empty(x, axis=tuple(range(a0, a1)), keepdims=keep), np.float32),)
+        if mid == 0 or x.size == 0:  # ONNX: reducing an empty set gives the op's identity
+            return (np.full(out, empty_value, np.float32),)
         y = reduce_k.reduce(np.ascontiguousarray(x).reshape(*shp[:a0], mid, *shp[a1:]), axis=a0,
                             kind=kind)
-        out = shp[:a0] + ((1,) * (a1 - a0) if keep else ()) + shp[a1:]
         return (y.reshape(out),)
     return Lowered(fn, [node.inputs[0]], f"reduce_{kind}")
+
+
+# ONNX reduction -> the reduce kernel's kind, and the value of a reduction over an empty set
+_REDUCE_KINDS = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min",
+                 "ReduceLogSumExp": "logsumexp"}
+_REDUCE_EMPTY = {"sum": 0.0, "mean": np.nan, "max": -np.inf, "min": np.inf, "logsumexp": -np.inf}
 
 
 LOWERINGS: dict[str, Callable] = {
@@ -526,6 +526,9 @@ LOWERINGS: dict[str, Callable] = {
     "LayerNormalization": _lower_layernorm,
     "ReduceMean": _lower_reduce,
     "ReduceSum": _lower_reduce,
+    "ReduceMax": _lower_reduce,
+    "ReduceMin": _lower_reduce,
+    "ReduceLogSumExp": _lower_reduce,
 }
 
 

@@ -153,3 +153,32 @@ def test_forced_winograd_on_an_unsupported_conv_says_why():
     conv = conv_k.Conv2d(np.zeros((4, 4, 3, 3), np.float32), stride=2, algo="winograd4")
     with pytest.raises(ValueError, match="3x3 stride-1"):
         conv(np.zeros((1, 4, 8, 8), np.float32))
+
+
+@pytest.mark.parametrize("impl,env", [("library", "tile"), ("auto", "library"), ("auto", "tile")])
+def test_conv2d_gemm_forms_agree(impl, env, monkeypatch):
+    """The im2col path through the library GEMM (asked for, or chosen by OPENCANN_GEMM_IMPL) and
+    through the prepared tile launches give the same convolution."""
+    monkeypatch.setenv("OPENCANN_GEMM_IMPL", env)
+    monkeypatch.setattr(conv_k, "choose_impl", _fresh_choice(conv_k.choose_impl))
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 6, 11, 9)).astype(np.float32)
+    wt = rng.standard_normal((10, 6, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(10).astype(np.float32)
+    r = rng.standard_normal((2, 10, 6, 5)).astype(np.float32)
+    conv = conv_k.Conv2d(wt, b, 2, 1, activation="relu", res_activation="relu", impl=impl)
+    want = np.maximum(np.maximum(run_op("Conv", [x, wt, b], {"pads": [1] * 4, "strides": [2, 2]}),
+                                 0) + r, 0)
+    np.testing.assert_allclose(conv(x, r), want, rtol=1e-5, atol=1e-5)
+    assert conv(x, r).shape == (2, 10, 6, 5)  # the second call runs the kept plan
+
+
+def _fresh_choice(choose):
+    """choose_impl without the process-wide memo of earlier tests' choices."""
+    from opencann.ops.math.kernels import gemm as gemm_k
+
+    def fresh(*a, **k):
+        gemm_k.IMPL_CHOICES.clear()
+        return choose(*a, **k)
+    return fresh
+

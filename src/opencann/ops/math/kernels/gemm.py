@@ -23,7 +23,7 @@ import numpy as np
 from opencann import tile
 
 __all__ = ["gemm_kernel", "gemm_epilogue_kernel", "gemm", "batched_gemm", "library_gemm",
-           "choose_impl", "IMPL_CHOICES", "ACTIVATIONS", "IMPLS"]
+           "choose_impl", "gemm_launch", "prepare_gemm", "IMPL_CHOICES", "ACTIVATIONS", "IMPLS"]
 
 ACTIVATIONS = (None, "relu", "gelu", "silu")
 IMPLS = ("tile", "library", "auto")
@@ -306,18 +306,43 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
     res = None
     if residual is not None:
         res = np.ascontiguousarray(np.broadcast_to(residual, out_shape), np.float32)
+    grid, args, meta = gemm_launch(a, b, c, bias_arr, res, M, N, K, batch, a.ndim == 3,
+                                   b.ndim == 3, res is not None and res.ndim == 3, trans_a,
+                                   trans_b, has_bias, activation, res_activation, blocks)
+    gemm_kernel[grid](*args, **meta, backend=backend)
+    return c
+
+
+def gemm_launch(a, b, c, bias, res, M, N, K, batch=1, a_batched=False, b_batched=False,
+                res_batched=False, trans_a=False, trans_b=False, has_bias=0, activation=None,
+                res_activation=None, blocks=None):
+    """(grid, args, meta) of the `gemm_kernel` launch for C-contiguous operands: a (batch?, M, K)
+    or its (K, M) transpose, b (batch?, K, N) or (N, K), c (batch?, M, N); `has_bias` 1 for a
+    bias per column, 2 per row; `*_batched` whether an operand has the batch dim. `batched_gemm`
+    launches it; `prepare_gemm` keeps it."""
     bm, bn, bk = blocks or _blocks(M, N, K)
     grid = (-(-M // bm), -(-N // bn), batch)
-    gemm_kernel[grid](
-        a, b, c, bias_arr, res, M, N, K, *((1, M) if trans_a else (K, 1)),
-        *((1, K) if trans_b else (N, 1)), N, 1, N, 1,
-        M * K if a.ndim == 3 else 0, K * N if b.ndim == 3 else 0, M * N,
-        M * N if res is not None and res.ndim == 3 else 0,
-        BM=bm, BN=bn, BK=bk, HAS_BIAS=has_bias, ACT=activation,
-        HAS_RES=residual is not None, TRANS_A=bool(trans_a), TRANS_B=bool(trans_b),
-        RES_ACT=res_activation,
-        backend=backend)
-    return c
+    args = (a, b, c, bias, res, M, N, K, *((1, M) if trans_a else (K, 1)),
+            *((1, K) if trans_b else (N, 1)), N, 1, N, 1,
+            M * K if a_batched else 0, K * N if b_batched else 0, M * N,
+            M * N if res_batched else 0)
+    meta = {"BM": bm, "BN": bn, "BK": bk, "HAS_BIAS": has_bias, "ACT": activation,
+            "HAS_RES": res is not None, "TRANS_A": bool(trans_a), "TRANS_B": bool(trans_b),
+            "RES_ACT": res_activation}
+    return grid, args, meta
+
+
+def prepare_gemm(M, N, K, batch=1, a_batched=False, b_batched=False, res_batched=False,
+                 trans_a=False, trans_b=False, has_bias=0, activation=None, residual=False,
+                 res_activation=None, backend="cpu"):
+    """The tile GEMM launch of `gemm_launch`, prepared: call it with (a, b, c[, bias][, res]),
+    C-contiguous float32 arrays of the shapes given."""
+    dummy = np.empty(1, np.float32)
+    grid, args, meta = gemm_launch(dummy, dummy, dummy, dummy if has_bias else None,
+                                   dummy if residual else None, M, N, K, batch, a_batched,
+                                   b_batched, res_batched, trans_a, trans_b, has_bias, activation,
+                                   res_activation)
+    return gemm_kernel.prepare(grid, *args, backend=backend, **meta)
 
 
 def gemm(a, b, bias=None, activation=None, residual=None, backend="cpu", blocks=None,

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from opencann import tile
-from opencann.ops.math.kernels.gemm import batched_gemm
+from opencann.ops.math.kernels.gemm import batched_gemm, choose_impl, prepare_gemm
 
 from . import winograd
 
@@ -51,13 +51,20 @@ def _pair(v):
 def im2col(x, c0, cg, kh, kw, stride, padding, dilation, oh, ow, backend="cpu"):
     """The (N, cg*kh*kw, oh*ow) tap matrices of channels [c0, c0+cg) of NCHW float32 `x`."""
     n, c, h, w = x.shape
+    cols = np.empty((n, cg * kh * kw, oh * ow), np.float32)
+    prepare_im2col(x.shape, c0, cg, kh, kw, stride, padding, dilation, oh, ow, backend)(x, cols)
+    return cols
+
+
+def prepare_im2col(x_shape, c0, cg, kh, kw, stride, padding, dilation, oh, ow, backend="cpu"):
+    """The `im2col` launch for an input of `x_shape`, prepared: call it with (x, cols)."""
+    n, c, h, w = x_shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     k = cg * kh * kw
-    cols = np.empty((n, k, oh * ow), np.float32)
     block = min(1024, max(16, 1 << (ow - 1).bit_length()))
-    im2col_kernel[(k, n)](x, cols, c, h, w, oh, ow, sh, sw, ph, pw, dh, dw, c0, k, KH=kh, KW=kw,
-                          BLOCK=block, backend=backend)
-    return cols
+    d = np.empty(1, np.float32)
+    return im2col_kernel.prepare((k, n), d, d, c, h, w, oh, ow, sh, sw, ph, pw, dh, dw, c0, k,
+                                 KH=kh, KW=kw, BLOCK=block, backend=backend)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None,
@@ -126,6 +133,7 @@ class Conv2d:
         self.activation, self.res_activation = activation, res_activation
         self.algo, self.backend, self.impl = algo, backend, impl
         self._u: dict[int, np.ndarray] = {}   # tile size m -> Winograd weights
+        self._plans: dict = {}                # (input shape, has residual) -> (out shape, run)
 
     def out_hw(self, h, w):
         (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
@@ -155,28 +163,79 @@ class Conv2d:
             raise ValueError(f"conv2d: input must be NCHW, got shape {x.shape}")
         n, c, h, w = x.shape
         weight, groups = self.weight, self.groups
-        cout, cg, kh, kw = weight.shape
+        cout, cg = weight.shape[:2]
         if c != cg * groups or cout % groups:
             raise ValueError(f"conv2d: input has {c} channels, weight {weight.shape} with "
                              f"groups={groups} expects {cg * groups}")
-        oh, ow = self.out_hw(h, w)
-        shape = (n, cout, max(oh, 0), max(ow, 0))
+        key = (x.shape, residual is not None)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._plan(n, c, h, w, residual is not None)
+        shape, run = plan
         if residual is not None:
-            residual = np.asarray(residual, np.float32)
-            if residual.shape != shape:
-                residual = np.broadcast_to(residual, shape)
-        algo = self.algo_for(h, w)
-        if algo != "im2col" and min(shape) > 0:
-            m = 4 if algo == "winograd4" else 2
-            return winograd.winograd_conv3x3(x, self.winograd_weights(m), m, self.bias,
-                                             self.padding, self.activation, residual,
-                                             self.backend, out, self.res_activation)
+            residual = np.ascontiguousarray(np.broadcast_to(np.asarray(residual, np.float32),
+                                                            shape))
         if out is None:
             out = np.empty(shape, np.float32)
-        if out.size == 0:
-            return out
+        elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"conv2d: out must be a C-contiguous float32 {shape}, got "
+                             f"{out.dtype} {out.shape}")
+        if out.size:
+            run(x, residual, out)
+        return out
+
+    def _plan(self, n, c, h, w, has_res):
+        """(output shape, run(x, residual, out)) for an (n, c, h, w) input: the launches of the
+        chosen algorithm, prepared once."""
+        cout, cg, kh, kw = self.weight.shape
+        oh, ow = self.out_hw(h, w)
+        shape = (n, cout, max(oh, 0), max(ow, 0))
+        if min(shape) == 0:
+            return shape, None
+        algo = self.algo_for(h, w)
+        has_bias = self.bias is not None
+        if algo != "im2col":
+            m = 4 if algo == "winograd4" else 2
+            u = self.winograd_weights(m)
+            wino = winograd.WinogradPlan(n, c, h, w, cout, m, self.padding, has_bias,
+                                         self.activation, has_res, self.res_activation,
+                                         self.backend)
+            return shape, lambda x, r, out: wino(x, u, self.bias, r, out)
+        k, p = cg * kh * kw, oh * ow
+        lib = self.impl == "library" or self.impl == "auto" and choose_impl(
+            cout // self.groups, p, k, n, row_bias=has_bias, activation=self.activation,
+            residual=has_res, res_activation=self.res_activation) == "library"
+        if self.groups > 1 or lib:
+            return shape, self._run_groups
+        direct = kh == kw == 1 and self.stride == (1, 1) and self.padding == (0, 0)
+        cols_shape = (n, k, p)
+        taps = None if direct else prepare_im2col(
+            (n, c, h, w), 0, c, kh, kw, self.stride, self.padding, self.dilation, oh, ow,
+            self.backend)
+        gemm = prepare_gemm(cout, p, k, n, False, True, has_res, has_bias=2 if has_bias else 0,
+                            activation=self.activation, residual=has_res,
+                            res_activation=self.res_activation, backend=self.backend)
+        wmat = self.weight.reshape(cout, k)
+        extra = [self.bias] if has_bias else []
+
+        def run(x, r, out):
+            if taps is None:
+                cols = x
+            else:
+                cols = np.empty(cols_shape, np.float32)
+                taps(x, cols)
+            gemm(wmat, cols, out, *extra, *([r] if r is not None else []))
+        return shape, run
+
+
+    def _run_groups(self, x, residual, out):
+        """im2col + GEMM per group (and the library GEMM when asked for), through the launchers."""
+        n, c, h, w = x.shape
+        cout, cg, kh, kw = self.weight.shape
+        groups = self.groups
+        oh, ow = self.out_hw(h, w)
         og = cout // groups
-        wmat = weight.reshape(groups, og, cg * kh * kw)
+        wmat = self.weight.reshape(groups, og, cg * kh * kw)
         b = None if self.bias is None else self.bias.reshape(groups, og)
         direct = kh == kw == 1 and self.stride == (1, 1) and self.padding == (0, 0)
         for g in range(groups):
@@ -194,4 +253,3 @@ class Conv2d:
                              out=dst if groups == 1 else None)
             if groups > 1:
                 dst[...] = y
-        return out

@@ -23,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from opencann import tile
-from opencann.ops.math.kernels.gemm import ACTIVATIONS, activate, batched_gemm
+from opencann.ops.math.kernels.gemm import ACTIVATIONS, activate, prepare_gemm
 
-__all__ = ["TRANSFORMS", "transform_weights", "winograd_conv3x3", "wino_input_kernel",
-           "wino_output_kernel", "supports"]
+__all__ = ["TRANSFORMS", "WinogradPlan", "supports", "transform_weights", "winograd_conv3x3",
+           "wino_input_kernel", "wino_output_kernel"]
 
 # m -> (Bᵀ, G, Aᵀ) for F(m, 3); alpha = m + 2 points
 TRANSFORMS = {
@@ -175,41 +175,68 @@ def winograd_conv3x3(x, u, m: int, bias=None, padding=(1, 1), activation=None, r
     """`res_act(act(conv3x3(x, w) + bias) + residual)` for NCHW float32 `x`, stride 1, with
     `u = transform_weights(w, m)`. `padding` (ph, pw) is symmetric; `out` an optional
     C-contiguous (N, Cout, OH, OW) float32 array to write into."""
-    for act in (activation, res_activation):
-        if act not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {act!r}")
     x = np.ascontiguousarray(x, np.float32)
     n, c, h, w = x.shape
     alpha = m + 2
     if u.shape[:2] != (alpha * alpha, c):
         raise ValueError(f"winograd: transformed weights {u.shape} do not fit F({m},3) on an input "
                          f"with {c} channels (want ({alpha * alpha}, {c}, Cout))")
-    cout = u.shape[2]
-    ph, pw = padding
-    oh, ow = h + 2 * ph - 2, w + 2 * pw - 2
-    shape = (n, cout, max(oh, 0), max(ow, 0))
+    run = WinogradPlan(n, c, h, w, u.shape[2], m, padding, bias is not None, activation,
+                       residual is not None, res_activation, backend)
+    shape = run.out_shape
     if out is None:
         out = np.empty(shape, np.float32)
     elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"winograd: out must be a C-contiguous float32 {shape}, got {out.dtype} "
                          f"{out.shape}")
-    if out.size == 0:
-        return out
-    th, tw = -(-oh // m), -(-ow // m)
-    t = n * th * tw
-    v = np.empty((alpha * alpha, t, c), np.float32)
-    bc = min(64, max(8, 1 << (c - 1).bit_length()))
-    wino_input_kernel[(th, -(-c // bc), n)](x, v, c, h, w, th, tw, t, ph, pw, M=m, BC=bc,
-                                            backend=backend)
-    mx = batched_gemm(v, u, backend=backend)
-    has_bias = bias is not None
-    b = np.ascontiguousarray(bias, np.float32).reshape(-1) if has_bias else None
+    b = None if bias is None else np.ascontiguousarray(bias, np.float32).reshape(-1)
     res = None
     if residual is not None:
         res = np.ascontiguousarray(np.broadcast_to(residual, shape), np.float32)
-    bo = min(64, max(8, 1 << (cout - 1).bit_length()))
-    wino_output_kernel[(th, -(-cout // bo), n)](mx, out, b, res, cout, oh, ow, th, tw, t, M=m,
-                                                BC=bo, HAS_BIAS=has_bias, ACT=activation,
-                                                HAS_RES=res is not None, RES_ACT=res_activation,
-                                                backend=backend)
+    run(x, u, b, res, out)
     return out
+
+
+class WinogradPlan:
+    """The three launches of a Winograd convolution of an (n, c, h, w) input into `cout`
+    channels, resolved once: `run = WinogradPlan(...)`, then `run(x, u, bias, residual, out)` with
+    C-contiguous float32 arrays (bias and residual None when not given at preparation)."""
+
+    def __init__(self, n, c, h, w, cout, m, padding=(1, 1), has_bias=False, activation=None,
+                 has_res=False, res_activation=None, backend="cpu"):
+        if m not in TRANSFORMS:
+            raise ValueError(f"winograd: tile size m must be one of {sorted(TRANSFORMS)}, got {m}")
+        for act in (activation, res_activation):
+            if act not in ACTIVATIONS:
+                raise ValueError(f"activation must be one of {ACTIVATIONS}, got {act!r}")
+        ph, pw = padding
+        oh, ow = h + 2 * ph - 2, w + 2 * pw - 2
+        self.out_shape = (n, cout, max(oh, 0), max(ow, 0))
+        self.empty = min(self.out_shape) <= 0
+        if self.empty:
+            return
+        alpha = m + 2
+        th, tw = -(-oh // m), -(-ow // m)
+        t = n * th * tw
+        self.v_shape, self.m_shape = (alpha * alpha, t, c), (alpha * alpha, t, cout)
+        self.has_bias, self.has_res = has_bias, has_res
+        d = np.empty(1, np.float32)
+        bc = min(64, max(8, 1 << (c - 1).bit_length()))
+        self.inp = wino_input_kernel.prepare((th, -(-c // bc), n), d, d, c, h, w, th, tw, t, ph,
+                                             pw, M=m, BC=bc, backend=backend)
+        self.gemm = prepare_gemm(t, cout, c, alpha * alpha, True, True, backend=backend)
+        bo = min(64, max(8, 1 << (cout - 1).bit_length()))
+        self.outp = wino_output_kernel.prepare(
+            (th, -(-cout // bo), n), d, d, d if has_bias else None, d if has_res else None, cout,
+            oh, ow, th, tw, t, M=m, BC=bo, HAS_BIAS=has_bias, ACT=activation, HAS_RES=has_res,
+            RES_ACT=res_activation, backend=backend)
+
+    def __call__(self, x, u, bias, res, out):
+        if self.empty:
+            return
+        v = np.empty(self.v_shape, np.float32)
+        mx = np.empty(self.m_shape, np.float32)
+        self.inp(x, v)
+        self.gemm(v, u, mx)
+        extra = ([bias] if self.has_bias else []) + ([res] if self.has_res else [])
+        self.outp(mx, out, *extra)
