@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 import opencann.frontends.torch as oc
 from opencann.errors import OpenCannError
-from opencann.frontends.torch.runner import _layout, _Spans, make_executor
+from opencann.frontends.torch.runner import _layout, _span, _Spans, _to_torch, make_executor
 
 
 def _compile(fn, **opts):
@@ -45,6 +45,28 @@ def test_non_contiguous_outputs_have_eager_strides():
     for e, g in zip(expect, got):
         assert g.shape == e.shape and g.stride() == e.stride()
         assert torch.allclose(g, e, atol=1e-6)
+
+
+def test_outputs_in_eager_layout_copy_at_most_once():
+    """An output already in eager's memory order (the transpose of a product) crosses without a
+    copy; a strided view in that order, or a view of an input, is copied once into that order."""
+    prod = np.arange(12, dtype=np.float32).reshape(4, 3)
+    none = _Spans([])
+    t = _to_torch(prod.T, none, [1, 0], torch.float32)
+    assert t.data_ptr() == prod.ctypes.data and t.stride() == (1, 3)
+    assert torch.equal(t, torch.from_numpy(prod).t())
+    qkv = np.arange(2 * 5 * 12, dtype=np.float32).reshape(2, 5, 12)
+    q = qkv[:, :, :6].reshape(2, 5, 3, 2).transpose(0, 2, 1, 3)  # heads of a fused projection
+    want = torch.from_numpy(np.ascontiguousarray(q.transpose(0, 2, 1, 3))).permute(0, 2, 1, 3)
+    t = _to_torch(q, none, [0, 2, 1, 3], torch.float32)
+    assert t.stride() == want.stride() and torch.equal(t, want)
+    assert t.data_ptr() != qkv.ctypes.data
+    inp = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t = _to_torch(inp.T, _Spans([_span(inp)]), [1, 0], torch.float64)  # an input's view: a copy
+    assert t.dtype == torch.float64 and t.stride() == (1, 3)
+    assert torch.equal(t, torch.from_numpy(inp).double().t())
+    inp[0, 0] = 100.0
+    assert t[0, 0] == 0.0
 
 
 def test_non_contiguous_inputs():

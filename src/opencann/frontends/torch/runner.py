@@ -239,13 +239,21 @@ class _Spans:
 
 
 def _to_torch(arr, protected: _Spans, layout, dtype) -> torch.Tensor:
+    """`arr` as a tensor the caller owns, laid out as eager lays it out (`layout`: the dim order,
+    outermost first, of a non-contiguous eager output; None for C order). At most one copy: none
+    when `arr` is ours and already in that order (e.g. the transpose of a product), one when it is
+    a view of an input or a constant, or in another order."""
     arr = np.asarray(arr)
-    if not arr.flags.c_contiguous or not arr.flags.writeable or (arr.size and protected.overlaps(_span(arr))):
-        arr = np.array(arr, order="C", copy=True)  # a view of an input or a constant: own the data
-    t = torch.from_numpy(arr)
+    own = arr.flags.writeable and not (arr.size and protected.overlaps(_span(arr)))
+    if layout is None:
+        if not own or not arr.flags.c_contiguous:
+            arr = np.array(arr, order="C", copy=True)
+    else:
+        p = arr.transpose(layout)  # C order in this view is eager's memory order
+        if not own or not p.flags.c_contiguous:
+            p = np.array(p, order="C", copy=True)
+        arr = p.transpose(np.argsort(layout))
+    t = torch.from_numpy(arr)  # takes the array's strides as they are
     if t.dtype != dtype:
-        t = t.to(dtype)
-    if layout is not None:
-        inverse = [layout.index(i) for i in range(len(layout))]
-        t = t.permute(layout).contiguous().permute(inverse)
+        t = t.to(dtype)  # keeps the strides of a dense tensor
     return t
