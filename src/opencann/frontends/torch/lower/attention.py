@@ -106,8 +106,9 @@ def _sdpa_flash_backward(L, n, grad_out, q, k, v, out, lse, dropout_p, is_causal
     dp = L.emit("MatMul", [go, L.emit("Transpose", [vv], t)])
     d = L.emit("ReduceSum", [L.emit("Mul", [go, L.tensor(out, dt)]), L.const(np.array([-1], np.int64), "axes")],
                {"keepdims": 1})
-    ds = L.emit("Mul", [p, L.emit("Sub", [dp, d])])
-    c = L.tensor(scale, dt)
-    dq = L.emit("Mul", [L.emit("MatMul", [ds, kv]), c], hint="grad_q")
-    dk = L.emit("Mul", [L.emit("MatMul", [L.emit("Transpose", [ds], t), qv]), c], hint="grad_k")
+    # the scale goes into ds (one elementwise kernel with the rest of ds) rather than onto both
+    # products after them (two more passes over [B, H, L, E])
+    ds = L.emit("Mul", [L.emit("Mul", [p, L.emit("Sub", [dp, d])]), L.tensor(scale, dt)])
+    dq = L.emit("MatMul", [ds, kv], hint="grad_q")
+    dk = L.emit("MatMul", [L.emit("Transpose", [ds], t), qv], hint="grad_k")
     return [dq, _sum_heads(L, dk, g, hk, ek), _sum_heads(L, dv, g, hk, ev)]
