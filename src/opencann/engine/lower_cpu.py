@@ -24,6 +24,7 @@ from ..ops.nn.kernels import conv as conv_k
 from ..ops.nn.kernels import normalization as norm_k
 from ..ops.nn.kernels import pool as pool_k
 from ..ops.nn.kernels import softmax as softmax_k
+from ..runtime.host import release_file_pages
 from .launch import Checked, Prepared
 
 __all__ = ["LOWERINGS", "Lowered", "MatMulPlan", "const_of", "is_f32", "lower", "matmul_plan"]
@@ -120,6 +121,8 @@ def matmul_plan(node: Node, attrs: dict) -> MatMulPlan | str:
     if alpha != 1.0:
         bmat = bmat * np.float32(alpha)
     bmat = np.ascontiguousarray(bmat, np.float32)
+    if not np.shares_memory(bmat, bc):  # the kernel has its own copy: the file's pages can go
+        release_file_pages(bc)
     n = bmat.shape[1]
     c = node.inputs[2] if len(node.inputs) > 2 else None
     bias = None

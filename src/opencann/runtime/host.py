@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import mmap
 import os
 import sys
 
-__all__ = ["keep_freed_host_memory"]
+import numpy as np
+
+__all__ = ["keep_freed_host_memory", "release_file_pages"]
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -45,3 +48,32 @@ def keep_freed_host_memory() -> bool:
                 bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     _done.append(ok)
     return ok
+
+
+
+def release_file_pages(a) -> bool:
+    """Give back the resident pages of an array that is a read-only view of a memory-mapped file
+    (weights mapped from an ONNX file's external data, or an .ocm file), once a kernel has its
+    own copy (a transposed, packed or transformed form): the mapping stays, and a later read
+    faults the pages in again from the file. Anything else is left alone. True when pages were
+    released."""
+    mm, obj = None, a
+    while obj is not None and mm is None:  # the view's chain of bases, down to the file mapping
+        if isinstance(obj, mmap.mmap):
+            mm = obj
+        elif isinstance(getattr(obj, "_mmap", None), mmap.mmap):  # an np.memmap
+            mm = obj._mmap
+        obj = getattr(obj, "base", None)
+    if mm is None or not isinstance(a, np.ndarray) or a.flags.writeable or \
+            not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return False
+    buf = np.frombuffer(mm, np.uint8)
+    start = a.__array_interface__["data"][0] - buf.__array_interface__["data"][0]
+    if start < 0 or start + a.nbytes > len(mm):
+        return False
+    page = mmap.PAGESIZE
+    lo, hi = -(-start // page) * page, (start + a.nbytes) // page * page  # pages wholly inside
+    if hi <= lo:
+        return False
+    mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+    return True

@@ -15,6 +15,7 @@ import numpy as np
 
 from opencann import tile
 from opencann.ops.math.kernels.gemm import batched_gemm, choose_impl, prepare_gemm
+from opencann.runtime.host import release_file_pages
 
 from . import winograd
 
@@ -155,6 +156,7 @@ class Conv2d:
         u = self._u.get(m)
         if u is None:
             u = self._u[m] = winograd.transform_weights(self.weight, m)
+            release_file_pages(self.weight)  # weights mapped from a file: read again if needed
         return u
 
     def __call__(self, x, residual=None, out=None):
