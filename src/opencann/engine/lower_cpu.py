@@ -24,6 +24,7 @@ from ..ops.nn.kernels import conv as conv_k
 from ..ops.nn.kernels import normalization as norm_k
 from ..ops.nn.kernels import pool as pool_k
 from ..ops.nn.kernels import softmax as softmax_k
+from ..ops.tensor.kernels import scatter as scatter_k
 from ..runtime.host import release_file_pages
 from .launch import Checked, Prepared
 
@@ -517,6 +518,28 @@ _REDUCE_KINDS = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "
 _REDUCE_EMPTY = {"sum": 0.0, "mean": np.nan, "max": -np.inf, "min": np.inf, "logsumexp": -np.inf}
 
 
+# --- ScatterND ------------------------------------------------------------------------------------
+def _lower_scatter_nd(node: Node, attrs: dict):
+    """ScatterND of float32 data (an embedding gradient: rows added into a table of zeros)."""
+    data, indices, updates = node.inputs[:3]
+    bad = [v for v in (data, updates, node.outputs[0]) if not is_f32(v)]
+    if bad:
+        return f"needs float32 data and updates, has {', '.join(repr(v.type) for v in bad)}"
+    reduction = attrs.get("reduction", "none")
+    if reduction not in scatter_k.REDUCTIONS:
+        return f"reduction={reduction!r}"
+    ishape = indices.type.shape if isinstance(indices.type, TensorType) else None
+    if ishape is None or not ishape or not isinstance(ishape[-1], int) or ishape[-1] < 1:
+        return "the index tuples' length is unknown or 0"
+    dc = const_of(data)
+    zeros = dc is not None and not np.any(dc)  # scattering into zeros: no copy of data to make
+
+    def fn(d, idx, upd):
+        out = np.zeros(d.shape, np.float32) if zeros else None
+        return (scatter_k.scatter_nd(d, idx, upd, reduction, out=out),)
+    return Lowered(fn, [data, indices, updates], f"scatter_nd_{reduction}")
+
+
 LOWERINGS: dict[str, Callable] = {
     "MatMul": _lower_matmul,
     "Gemm": _lower_matmul,
@@ -532,6 +555,7 @@ LOWERINGS: dict[str, Callable] = {
     "ReduceMax": _lower_reduce,
     "ReduceMin": _lower_reduce,
     "ReduceLogSumExp": _lower_reduce,
+    "ScatterND": _lower_scatter_nd,
 }
 
 
