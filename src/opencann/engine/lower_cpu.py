@@ -276,8 +276,6 @@ def _lower_matmul(node: Node, attrs: dict):
     return Lowered(gemm_call(plan), ins, "gemm" if plan.b is None else "batched_gemm")
 
 
-MAX_POOL_WINDOW = 9
-
 # --- Conv and pooling ---------------------------------------------------------------------------
 def _sym_pads(pads, k):
     if not pads:
@@ -352,10 +350,6 @@ def _lower_pool(node: Node, attrs: dict):
     if attrs.get("auto_pad", "NOTSET") != "NOTSET":
         return f"auto_pad={attrs.get('auto_pad')}"
     ks = tuple(attrs["kernel_shape"])
-    if ks[0] * ks[1] > MAX_POOL_WINDOW:
-        # the pool kernel unrolls its window at trace time; big windows make huge C that
-        # takes the compiler minutes and gigabytes
-        return f"window {ks[0]}x{ks[1]} is larger than the {MAX_POOL_WINDOW} taps the pool kernel unrolls"
     pads = _sym_pads(attrs.get("pads"), 2)
     if pads is None:
         return f"asymmetric pads {list(attrs.get('pads'))}"

@@ -69,10 +69,22 @@ def pool_ref(x, k, s, p, d, is_max):
 
 
 @pytest.mark.parametrize("backend", ["ref", "cpu"])
-@pytest.mark.parametrize("k,s,p,d", [(3, 2, 1, 1), (2, 2, 0, 1), (3, 1, 1, 2)])
+@pytest.mark.parametrize("k,s,p,d", [(3, 2, 1, 1), (2, 2, 0, 1), (3, 1, 1, 2), (4, 2, 1, 1), (5, 1, 2, 1)])
 def test_pooling(backend, k, s, p, d):
     x = np.random.default_rng(2).standard_normal((2, 3, 9, 8)).astype(np.float32)
     np.testing.assert_allclose(max_pool2d(x, k, s, p, d, backend=backend), pool_ref(x, k, s, p, d, True))
     if d == 1:
         np.testing.assert_allclose(avg_pool2d(x, k, s, p, backend=backend), pool_ref(x, k, s, p, 1, False),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_big_window_is_swept_by_loops():
+    """Windows over UNROLL_TAPS taps (a ResNet's 7x7 average pool) run the looped form, with
+    the same results as the unrolled one."""
+    from opencann.ops.nn.kernels import pool
+
+    x = np.random.default_rng(3).standard_normal((1, 4, 7, 7)).astype(np.float32)
+    assert 7 * 7 > pool.UNROLL_TAPS
+    np.testing.assert_allclose(avg_pool2d(x, 7, 1), x.mean(axis=(2, 3), keepdims=True), rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(max_pool2d(x, 7, 1), x.max(axis=(2, 3), keepdims=True))
