@@ -7,7 +7,7 @@
 
 NumPy and ml_dtypes do most conversions; this module adds what ONNX specifies beyond them:
 saturation for the float8 types, float8e8m0 with its rounding modes, wrap-around (two's complement)
-for conversions into the sub-byte integer types, single rounding from float64 into narrow floats,
+for integer conversions into the sub-byte integer types (floats truncate), single rounding from float64 into narrow floats,
 and strings in and out.
 """
 
@@ -196,11 +196,18 @@ def convert(x, to: dtypes.DType, saturate: bool = True, round_mode: str = "up") 
             return _narrow_float_input(x).astype(to.np)
         if to.is_int and (src.is_int or src == dtypes.bool_):
             return _wrap_int(x, to)
-        if to in SUBBYTE_INT_TYPES:  # from a float: truncate, then keep the low bits
+        if to in SUBBYTE_INT_TYPES:
+            # from a float: truncate toward zero. ONNX leaves values outside the target's range
+            # undefined, and its conformance data takes them from ml_dtypes (whose answer changed
+            # between releases: the low bits before 0.7, zero since), so out-of-range values follow
+            # the installed ml_dtypes, the library that stores these types.
             f = _as_float(x)
             t = np.trunc(f)
-            t = np.where(np.isfinite(t), t, 0)
-            return _wrap_int(t.astype(np.int64), to)
+            lo, hi = int_range(to)
+            inside = (t >= lo) & (t <= hi)
+            if np.all(inside):
+                return t.astype(np.int64).astype(to.np)
+            return np.where(inside, t, f).astype(to.np)
         if src in _NARROW_FLOATS or src in SUBBYTE_INT_TYPES:
             # exact widening first: ml_dtypes does not convert every pair directly
             if to.is_float or to.kind == "complex":
