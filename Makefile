@@ -33,7 +33,7 @@ conformance: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -n 2 -q tests/conformance
 
 bench: $(VENV)/.test-installed
-	$(BIN)/python bench/kernels.py
+	$(BIN)/python bench/tile_kernels.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -7,7 +7,7 @@ and the best of a block of the peer's, side by side in time, and the round with 
 is reported (bursts of load elsewhere on the machine then shift both figures, not one). A warm-up
 call first compiles (or loads) the kernels. `ratio` > 1 means opencann is better.
 
-    python bench/kernels.py [--quick] [--only gemm] [--threads 1] [--json results.json]
+    python bench/tile_kernels.py [--quick] [--only gemm] [--threads 1] [--json results.json]
 """
 
 from __future__ import annotations
