@@ -133,7 +133,7 @@ class _Gen:
         self.block_of: dict = {}
         self.results: dict = defaultdict(list)
         self.force_buf: set = set()
-        self.direct_a: set = set()
+        self.direct: set = set()  # loads that `dot` reads in place (see find_direct_dot_operands)
         self._aff: dict = {}
         self.scratch = 0
         self.ntmp = 0
@@ -257,19 +257,25 @@ class _Gen:
                 self.kind[v.id] = "load"
 
     def find_direct_dot_operands(self):
-        """A float32 (M, K) load read only by a `dot` as its left operand, from rows that are
-        contiguous in memory, is not copied when the block lies wholly inside the tensor: the
-        micro-kernel reads the rows where they are."""
+        """A float32 2-d load read only by a `dot` (as its left operand, its right operand, or its
+        right operand through one `trans`), from rows that are contiguous in memory, is not copied
+        when the block lies wholly inside the tensor: the micro-kernel reads A's rows where they
+        are and packs B's panels straight from the tensor."""
         for v in self.k.body.walk():
             if v.op != "dot":
                 continue
-            a = v.srcs[0]
-            us = self.users[a.id]
-            aff = self.affine(a.srcs[0]) if a.op == "load" else None
-            if (aff is not None and self.kind.get(a.id) == "buf" and len(a.shape) == 2
-                    and len(us) == 1 and us[0][0] is v and self.block_of[a.id] is self.block_of[v.id]
-                    and a.srcs[0].dtype.elem is _dt.float32 and aff[1][1] == 1):
-                self.direct_a.add(a.id)
+            a, b = v.srcs[:2]
+            cands = [(a, v), (b, v)]
+            if b.op == "trans" and len(self.users[b.id]) == 1:
+                cands.append((b.srcs[0], b))
+            for x, reader in cands:
+                us = self.users[x.id]
+                aff = self.affine(x.srcs[0]) if x.op == "load" else None
+                if (aff is not None and self.kind.get(x.id) == "buf" and len(x.shape) == 2
+                        and len(us) == 1 and us[0][0] is reader
+                        and self.block_of[x.id] is self.block_of[v.id]
+                        and x.srcs[0].dtype.elem is _dt.float32 and aff[1][1] == 1):
+                    self.direct.add(x.id)
 
     def kind_of(self, v: Value) -> str:
         op = v.op
@@ -675,7 +681,7 @@ class _Gen:
         name = self.alloc_value(v)
         base = self.ptr_base(p)
         shape = v.shape
-        if mask is None and v.id in self.direct_a:
+        if mask is None and v.id in self.direct:
             a = self.affine(p)
             self.line(f"const float *pa{v.id} = &{base}[{self.aff_expr(a, ['0', '0'])}];")
             self.line(f"const int64_t lda{v.id} = {a[1][0]};")
@@ -686,7 +692,7 @@ class _Gen:
             return
         lo_l, hi_l, residual = self.region(mask, shape)
         lo, hi, partial = self.bounds(shape, lo_l, hi_l)
-        if v.id in self.direct_a and not residual:
+        if v.id in self.direct and not residual:
             # a whole block: the dot reads it in place; a partial one is copied and padded
             a = self.affine(p)
             self.line(f"const float *pa{v.id} = {name};")
@@ -702,12 +708,12 @@ class _Gen:
                 return
             self.line("} else {")
             self.ind += 1
-            self.direct_a_copy(v, name, base, p, d, other, shape, lo, hi)
+            self.direct_copy(v, name, base, p, d, other, shape, lo, hi)
             self.ind -= 1
             self.line("}")
             return
-        if v.id in self.direct_a:
-            self.direct_a.discard(v.id)
+        if v.id in self.direct:
+            self.direct.discard(v.id)
         if partial:
             self.line(f"if ({' || '.join(partial)}) {{")
             self.ind += 1
@@ -724,7 +730,7 @@ class _Gen:
 
         self.loops(shape, body, lo, hi)
 
-    def direct_a_copy(self, v, name, base, p, d, other, shape, lo, hi):
+    def direct_copy(self, v, name, base, p, d, other, shape, lo, hi):
         self.loops(shape, lambda idx: self.line(
             f"{name}[{self.flat(shape, idx)}] = {self.elem(other, self.bidx(other, idx))};"))
         self.loops(shape, lambda idx: self.line(
@@ -828,7 +834,8 @@ class _Gen:
         (M, N), K = v.shape, a.shape[1]
         ab = self.as_buffer(a)
         b_trans = b.op == "trans" and self.kind[b.srcs[0].id] == "buf"
-        bb = self.name[b.srcs[0].id] if b_trans else self.as_buffer(b)  # pack straight from b^T
+        bsrc = b.srcs[0] if b_trans else b
+        bb = self.name[bsrc.id] if b_trans else self.as_buffer(b)  # pack straight from b^T
         if acc is not None and self.single_use_here(acc, v):
             name = self.name[acc.id]
             self.name[v.id] = name
@@ -840,11 +847,14 @@ class _Gen:
                 self.loops(v.shape, lambda idx: self.line(
                     f"{name}[{self.flat(v.shape, idx)}] = {self.elem(acc, idx)};"))
         pack = self.alloc("float", (M + 8) * K + (N + 32) * K + 64, self.tmp("pack"))
-        if a.id in self.direct_a:
+        lda = K
+        if a.id in self.direct:
             ab, lda = f"pa{a.id}", f"lda{a.id}"
-        else:
-            lda = K
-        self.line(f"oc_dot_f32_lda({M}, {N}, {K}, {ab}, {lda}, {bb}, {int(b_trans)}, {name}, {pack});")
+        ldb = K if b_trans else N
+        if bsrc.id in self.direct:
+            bb, ldb = f"pa{bsrc.id}", f"lda{bsrc.id}"
+        self.line(f"oc_dot_f32_ld({M}, {N}, {K}, {ab}, {lda}, {bb}, {ldb}, {int(b_trans)}, {name}, "
+                  f"{pack});")
 
     def emit_for(self, f: Value):
         body = f.arg
