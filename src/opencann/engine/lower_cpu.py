@@ -11,6 +11,7 @@ covers what runs one node per kernel.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -148,6 +149,14 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
     bconst, trans_a = plan.b_const, plan.trans_a
     bias = plan.bias if bias is None else (bias if plan.bias is None else bias + plan.bias)
     has_b, has_c = plan.b is not None, plan.c is not None
+    # constant weights are packed once into the panels `dot` reads without packing (unless a
+    # library GEMM may run, which needs the plain matrix); the mapped file's pages can go
+    panels = None
+    if bconst is not None and bconst.ndim == 2 and bconst.size and \
+            os.environ.get("OPENCANN_GEMM_IMPL", "tile") == "tile":
+        panels = gemm_k.pack_panels(bconst)
+        release_file_pages(bconst)
+    bmat = panels if panels is not None else bconst
 
     def fn(*args):
         a = args[0]
@@ -155,7 +164,7 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
         if has_b:
             b, i = args[1], 2
         else:
-            b = bconst
+            b = bmat
         c = res = None
         if has_c:
             c, i = args[i], i + 1
@@ -166,15 +175,15 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
         if trans_a:
             a = a.T
         n = b.shape[-1]
-        if b.ndim == 2:  # (..., K) @ (K, N): one 2-d product over all leading rows
-            out_shape = a.shape[:-1] + (n,)
-            a = a.reshape(-1, a.shape[-1])
-            flat = (a.shape[0], n)
-        else:
+        if has_b and b.ndim != 2:
             out_shape = a.shape[:-1] + (n,)
             a = a.reshape(-1, *a.shape[-2:])
             b = b.reshape(-1, *b.shape[-2:])
             flat = (a.shape[0], a.shape[1], n)
+        else:  # (..., K) @ (K, N): one 2-d product over all leading rows
+            out_shape = a.shape[:-1] + (n,)
+            a = a.reshape(-1, a.shape[-1])
+            flat = (a.shape[0], n)
         if shaped_like_residual:
             if res.size != int(np.prod(out_shape, dtype=np.int64)):
                 raise ValueError(f"reshape of the product {list(out_shape)} to the residual's "
@@ -226,12 +235,14 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
         launch = gemm_k.prepare_gemm(m, n, k, batch, strides[0] > 0, strides[1] > 0,
                                      res is not None and batch > 1,
                                      has_bias=0 if bias is None else 1, activation=activation,
-                                     residual=res is not None)
+                                     residual=res is not None,
+                                     b_panels=0 if has_b or panels is None else panels.nr)
         extra = [] if bias is None else [bias]
+        bfixed = None if has_b else bconst if panels is None else panels.data
 
         def run(out, *args):
             a = np.ascontiguousarray(args[0], np.float32)
-            b = np.ascontiguousarray(args[1], np.float32) if has_b else bconst
+            b = np.ascontiguousarray(args[1], np.float32) if has_b else bfixed
             if residual:
                 launch(a, b, out, *extra, np.ascontiguousarray(args[-1], np.float32))
             else:

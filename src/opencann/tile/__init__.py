@@ -17,6 +17,7 @@
 See docs/tile.md for the language, and `Kernel.ir(...)` / `Kernel.c_source(...)` to look inside.
 """
 
+from .c_runtime import dot_panel_width
 from .errors import TileCompileError, TileError, TileIndexError
 from .kernel import Kernel, compile_many, kernel
 from .language import *  # noqa: F401,F403  (the language's functions and dtypes)
@@ -25,4 +26,4 @@ from .language import __all__ as _lang_all
 jit = kernel
 
 __all__ = ["kernel", "jit", "Kernel", "compile_many", "TileError", "TileCompileError",
-           "TileIndexError", *_lang_all]
+           "TileIndexError", "dot_panel_width", *_lang_all]

@@ -7,6 +7,8 @@ few rows), AVX2+FMA (6x16)
 or portable (4x8) micro-kernels, chosen at run time from the CPU's flags.
 """
 
+import os
+
 PRELUDE = r"""
 #include <stdint.h>
 #include <stddef.h>
@@ -289,7 +291,8 @@ static void oc_micro_avx512(int K, const float *a, int lda, const float *b, floa
    against 138 GFLOP/s). All 12 rows are valid; the row pointers are plain multiples of lda, so
    they fit addressing modes instead of spilling. */
 __attribute__((target("avx512f")))
-static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, float *C, int ldc, int nr) {
+static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, float *C, int ldc, int nr,
+                               const float *pf) {
   /* four base pointers, three rows apart, and the row stride as an index: every broadcast is one
      (base + index * scale) address and nothing spills */
   const float *p0 = a, *p1 = a + (size_t)3 * lda, *p2 = a + (size_t)6 * lda, *p3 = a + (size_t)9 * lda;
@@ -306,8 +309,11 @@ static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, f
     OC_ROW(3, p1, 0) OC_ROW(4, p1, l1) OC_ROW(5, p1, l2)
     OC_ROW(6, p2, 0) OC_ROW(7, p2, l1) OC_ROW(8, p2, l2)
     OC_ROW(9, p3, 0) OC_ROW(10, p3, l1) OC_ROW(11, p3, l2)
+    _mm_prefetch((const char *)pf, _MM_HINT_T0);
+    _mm_prefetch((const char *)(pf + 16), _MM_HINT_T0);
     p0++; p1++; p2++; p3++;
     b += 32;
+    pf += 32;
   }
 #undef OC_ROW
   if (nr == 32) {
@@ -339,38 +345,70 @@ static void oc_micro_generic(int K, const float *a, int lda, const float *b, flo
 /* floats of scratch that oc_dot_f32_ld needs for its packed panels */
 #define OC_DOT_SCRATCH(M, N, K) ((size_t)((M) + 8) * (K) + (size_t)((N) + 32) * (K) + 64)
 
+/* C (row stride ldc) += A (M x K, row stride lda) @ B (K x N, row stride ldb; or N x K when
+   b_trans) */
 static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, const float *B,
-                          int64_t ldb, int b_trans, float *C, float *pack) {
+                          int64_t ldb, int b_trans, float *C, int64_t ldc, float *pack) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   int lvl = oc_isa_level();
   /* AVX-512 takes rows 12 at a time, and a last block of fewer with the 6-row kernel */
   int MR = lvl == 2 ? 12 : (lvl ? 6 : 4), NR = lvl == 2 ? 32 : (lvl == 1 ? 16 : 8);
-  /* B is packed into NR-wide panels (kept in L1 across the row loop); A is read in place */
-  float *Bp = pack;
-  if (b_trans)
-    oc_pack_bt(K, N, B, ldb, Bp, NR);
+  /* B is packed into NR-wide panels (kept in L1 across the row loop); A is read in place. A B
+     of one panel's width whose rows are one panel apart is a panel already (weights packed
+     ahead of time, see dot_panel_width): it is read where it is. */
+  const float *Bp = pack;
+  if (!b_trans && N == NR && ldb == NR)
+    Bp = B;
+  else if (b_trans)
+    oc_pack_bt(K, N, B, ldb, pack, NR);
   else
-    oc_pack_b(K, N, B, ldb, Bp, NR);
+    oc_pack_b(K, N, B, ldb, pack, NR);
   for (int j0 = 0; j0 < N; j0 += NR) {
     const float *bp = Bp + (size_t)(j0 / NR) * NR * K;
     for (int i0 = 0; i0 < M; i0 += MR) {
       const float *ap = A + (size_t)i0 * lda;
-      float *c = C + (size_t)i0 * N + j0;
+      float *c = C + (size_t)i0 * ldc + j0;
       int mr = OC_MIN(MR, M - i0), nr = OC_MIN(NR, N - j0);
 #ifdef OC_X86
       if (lvl == 2) {
         if (mr == 12) {
-          oc_micro_avx512_12(K, ap, (int)lda, bp, c, N, nr);
+          /* the first row block brings the K x NR floats after this panel into L1 while it
+             works: the next panel, or for B stored as panels the panel's next K slab, which the
+             next dot call reads (weights come from memory; the other row blocks find this
+             panel in L1). A prefetch past the array never faults. */
+          const float *pf = i0 == 0 ? bp + (size_t)NR * K : bp;
+          oc_micro_avx512_12(K, ap, (int)lda, bp, c, (int)ldc, nr, pf);
         } else {  /* a last block of 1-11 rows: at most two 6-row calls */
-          oc_micro_avx512(K, ap, (int)lda, bp, c, N, OC_MIN(mr, 6), nr);
-          if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * lda, (int)lda, bp, c + (size_t)6 * N, N, mr - 6, nr);
+          oc_micro_avx512(K, ap, (int)lda, bp, c, (int)ldc, OC_MIN(mr, 6), nr);
+          if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * lda, (int)lda, bp, c + (size_t)6 * ldc, (int)ldc, mr - 6, nr);
         }
         continue;
       }
-      if (lvl == 1) { oc_micro_avx2(K, ap, (int)lda, bp, c, N, mr, nr); continue; }
+      if (lvl == 1) { oc_micro_avx2(K, ap, (int)lda, bp, c, (int)ldc, mr, nr); continue; }
 #endif
-      oc_micro_generic(K, ap, (int)lda, bp, c, N, mr, nr);
+      oc_micro_generic(K, ap, (int)lda, bp, c, (int)ldc, mr, nr);
     }
   }
 }
 """
+
+
+def dot_panel_width() -> int:
+    """How many columns the cpu backend's `dot` packs B into per panel on this host (the NR of
+    its micro-kernel: 32 with AVX-512, 16 with AVX2+FMA, else 8; OPENCANN_CPU_ISA narrows it as
+    it narrows the C side). A (K, NR) right operand whose rows lie NR floats apart is a panel
+    already, so `dot` reads it without packing: weights stored as panels once are never packed
+    again. Any other width computes the same, only with packing."""
+    from ..backends.cpu.compiler import simd_flags
+
+    flags = simd_flags()
+    level = 0
+    if "avx2" in flags and "fma" in flags:
+        level = 2 if "avx512f" in flags else 1
+    isa = os.environ.get("OPENCANN_CPU_ISA")
+    if isa == "avx2":
+        level = min(level, 1)
+    elif isa == "generic":
+        level = 0
+    return (8, 16, 32)[level]
+

@@ -133,7 +133,7 @@ class _Gen:
         self.block_of: dict = {}
         self.results: dict = defaultdict(list)
         self.force_buf: set = set()
-        self.direct: set = set()  # loads that `dot` reads in place (see find_direct_dot_operands)
+        self.direct: dict = {}  # load id -> its dim that may be cut short (find_direct_dot_operands)
         self._aff: dict = {}
         self.scratch = 0
         self.ntmp = 0
@@ -265,17 +265,21 @@ class _Gen:
             if v.op != "dot":
                 continue
             a, b = v.srcs[:2]
-            cands = [(a, v), (b, v)]
+            # (load, its reader, the load's dim along the dot's M or N): a block cut short there
+            # by its mask (zeros past the edge) is read in place too, the dot told how many
+            # rows/columns are real; the dot's other rows/columns keep the accumulator's values,
+            # which is what zeros would add
+            cands = [(a, v, 0), (b, v, 1)]
             if b.op == "trans" and len(self.users[b.id]) == 1:
-                cands.append((b.srcs[0], b))
-            for x, reader in cands:
+                cands.append((b.srcs[0], b, 0))
+            for x, reader, free in cands:
                 us = self.users[x.id]
                 aff = self.affine(x.srcs[0]) if x.op == "load" else None
                 if (aff is not None and self.kind.get(x.id) == "buf" and len(x.shape) == 2
                         and len(us) == 1 and us[0][0] is reader
                         and self.block_of[x.id] is self.block_of[v.id]
                         and x.srcs[0].dtype.elem is _dt.float32 and aff[1][1] == 1):
-                    self.direct.add(x.id)
+                    self.direct[x.id] = free
 
     def kind_of(self, v: Value) -> str:
         op = v.op
@@ -685,6 +689,7 @@ class _Gen:
             a = self.affine(p)
             self.line(f"const float *pa{v.id} = &{base}[{self.aff_expr(a, ['0', '0'])}];")
             self.line(f"const int64_t lda{v.id} = {a[1][0]};")
+            self.line(f"const int64_t dn{v.id} = {shape[self.direct[v.id]]};")
             return
         if mask is None:
             self.loops(shape, lambda idx: self.line(
@@ -693,8 +698,18 @@ class _Gen:
         lo_l, hi_l, residual = self.region(mask, shape)
         lo, hi, partial = self.bounds(shape, lo_l, hi_l)
         if v.id in self.direct and not residual:
-            # a whole block: the dot reads it in place; a partial one is copied and padded
+            # a whole block: the dot reads it in place; a partial one is copied and padded,
+            # unless it is cut short only along the dot's M/N dim (`free`) and pads with zeros
             a = self.affine(p)
+            free = self.direct[v.id]
+            zero_pad = other.op in ("const", "full") and float(other.arg) == 0.0
+            if zero_pad and lo[free] == 0:
+                partial = [c for d in range(2) if d != free for c in
+                           ([f"{lo[d]} != 0"] if lo[d] != 0 else [])
+                           + ([f"{hi[d]} != {shape[d]}"] if hi[d] != shape[d] else [])]
+                self.line(f"int64_t dn{v.id} = {hi[free]};")
+            else:
+                self.line(f"const int64_t dn{v.id} = {shape[free]};")
             self.line(f"const float *pa{v.id} = {name};")
             self.line(f"int64_t lda{v.id} = {shape[1]};")
             if partial:
@@ -706,14 +721,18 @@ class _Gen:
             if not partial:
                 self.line("}")
                 return
+            if zero_pad and lo[free] == 0:
+                self.line(f"  dn{v.id} = {hi[free]};")
             self.line("} else {")
             self.ind += 1
+            if zero_pad and lo[free] == 0:
+                self.line(f"dn{v.id} = {shape[free]};")
             self.direct_copy(v, name, base, p, d, other, shape, lo, hi)
             self.ind -= 1
             self.line("}")
             return
         if v.id in self.direct:
-            self.direct.discard(v.id)
+            del self.direct[v.id]
         if partial:
             self.line(f"if ({' || '.join(partial)}) {{")
             self.ind += 1
@@ -847,14 +866,14 @@ class _Gen:
                 self.loops(v.shape, lambda idx: self.line(
                     f"{name}[{self.flat(v.shape, idx)}] = {self.elem(acc, idx)};"))
         pack = self.alloc("float", (M + 8) * K + (N + 32) * K + 64, self.tmp("pack"))
-        lda = K
+        lda, m = K, M
         if a.id in self.direct:
-            ab, lda = f"pa{a.id}", f"lda{a.id}"
-        ldb = K if b_trans else N
+            ab, lda, m = f"pa{a.id}", f"lda{a.id}", f"dn{a.id}"
+        ldb, n = (K if b_trans else N), N
         if bsrc.id in self.direct:
-            bb, ldb = f"pa{bsrc.id}", f"lda{bsrc.id}"
-        self.line(f"oc_dot_f32_ld({M}, {N}, {K}, {ab}, {lda}, {bb}, {ldb}, {int(b_trans)}, {name}, "
-                  f"{pack});")
+            bb, ldb, n = f"pa{bsrc.id}", f"lda{bsrc.id}", f"dn{bsrc.id}"
+        self.line(f"oc_dot_f32_ld({m}, {n}, {K}, {ab}, {lda}, {bb}, {ldb}, {int(b_trans)}, {name}, "
+                  f"{N}, {pack});")
 
     def emit_for(self, f: Value):
         body = f.arg

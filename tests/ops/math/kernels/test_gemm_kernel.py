@@ -164,3 +164,44 @@ def test_transposed_views_are_read_as_stored():
     b3 = rng.standard_normal((2, 11, 9)).astype(np.float32)
     np.testing.assert_allclose(batched_gemm(a3.swapaxes(1, 2), b3.swapaxes(1, 2)),
                                a3.swapaxes(1, 2) @ b3.swapaxes(1, 2), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["ref", "cpu"])
+@pytest.mark.parametrize("nr", [8, 32])
+def test_panels_compute_what_the_matrix_does(backend, nr):
+    """B packed once as panels (the form `dot` reads without packing) gives the same product,
+    epilogue and batch broadcast included; edges in M, N and K are cut short."""
+    from opencann.ops.math.kernels.gemm import pack_panels
+
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((2, 29, 37)).astype(np.float32)
+    b = rng.standard_normal((37, 45)).astype(np.float32)
+    bias = rng.standard_normal(45).astype(np.float32)
+    p = pack_panels(b, nr)
+    assert p.shape == (37, 45) and p.data.shape == (-(-45 // nr), 37, nr)
+    np.testing.assert_array_equal(p.matrix(), b)
+    assert not p.data[-1, :, 45 % nr:].any()  # zero past N
+    blocks = (12, nr, 16)
+    got = batched_gemm(a, p, bias, "relu", backend=backend, blocks=blocks)
+    np.testing.assert_allclose(got, np.maximum(a @ b + bias, 0), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="trans_b"):
+        batched_gemm(a, p, trans_b=True, backend=backend)
+
+
+def test_dot_reads_blocks_cut_short_in_place():
+    """A GEMM whose row and column blocks run past M and N (M=128 in blocks of 132, as every
+    sequence-128 transformer GEMM is) reads its operands in place: the result is the same as
+    NumPy's, and the C source takes the valid row count instead of copying the block."""
+    from opencann.ops.math.kernels.gemm import gemm_kernel, gemm_launch
+
+    rng = np.random.default_rng(6)
+    for trans_b in (False, True):
+        a = rng.standard_normal((128, 200)).astype(np.float32)
+        b = rng.standard_normal((200, 70)).astype(np.float32)
+        bt = np.ascontiguousarray(b.T)
+        out = gemm(a, bt if trans_b else b, trans_b=trans_b, blocks=(132, 64, 64))
+        np.testing.assert_allclose(out, a @ b, rtol=1e-4, atol=1e-3)
+    d = np.empty(1, np.float32)
+    _, args, meta = gemm_launch(d, d, d, None, None, 128, 70, 200, blocks=(132, 64, 64))
+    src = gemm_kernel.c_source(*args, **meta)
+    assert "oc_dot_f32_ld(dn" in src

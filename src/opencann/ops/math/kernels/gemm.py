@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from opencann import tile
 
 __all__ = ["gemm_kernel", "gemm_epilogue_kernel", "gemm", "batched_gemm", "library_gemm",
-           "choose_impl", "gemm_launch", "prepare_gemm", "IMPL_CHOICES", "ACTIVATIONS", "IMPLS"]
+           "choose_impl", "gemm_launch", "prepare_gemm", "Panels", "pack_panels", "IMPL_CHOICES",
+           "ACTIVATIONS", "IMPLS"]
 
 ACTIVATIONS = (None, "relu", "gelu", "silu")
 IMPLS = ("tile", "library", "auto")
@@ -51,14 +53,61 @@ def activate(acc, ACT):
     return acc
 
 
+@dataclass(frozen=True)
+class Panels:
+    """A constant right operand B (K, N) stored once as ceil(N / NR) panels of (K, NR), zero
+    past N: the form the cpu backend's `dot` reads without packing it again on every launch
+    (NR from `tile.dot_panel_width()`). `pack_panels` makes one; `matrix()` gives B back.
+
+        >>> p = pack_panels(np.arange(6, dtype=np.float32).reshape(2, 3), nr=2)
+        >>> p.data.shape, p.shape
+        ((2, 2, 2), (2, 3))
+    """
+
+    data: np.ndarray  # (P, K, NR) float32, C-contiguous
+    n: int
+
+    @property
+    def nr(self) -> int:
+        return self.data.shape[-1]
+
+    @property
+    def shape(self) -> tuple:
+        return (self.data.shape[1], self.n)
+
+    def matrix(self) -> np.ndarray:
+        """B as a (K, N) array (a copy)."""
+        p, k, nr = self.data.shape
+        return np.ascontiguousarray(self.data.transpose(1, 0, 2).reshape(k, p * nr)[:, :self.n])
+
+
+def pack_panels(b, nr: int | None = None) -> Panels:
+    """B (K, N) as `Panels` of width `nr` (default: this host's `tile.dot_panel_width()`)."""
+    b = np.asarray(b, np.float32)
+    if b.ndim != 2:
+        raise ValueError(f"pack_panels needs a (K, N) matrix, got shape {b.shape}")
+    nr = nr or tile.dot_panel_width()
+    k, n = b.shape
+    p = -(-n // nr)
+    data = np.zeros((p, k, nr), np.float32)
+    full = n // nr
+    data[:full] = b[:, :full * nr].reshape(k, full, nr).transpose(1, 0, 2)
+    if full < p:
+        data[full, :, :n - full * nr] = b[:, full * nr:]
+    return Panels(data, n)
+
+
 @tile.kernel(do_not_specialize=("M", "N", "K", "sam", "sbk", "scm", "srm"))
 def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, srn, batch_a,
                 batch_b, batch_c, batch_r,
                 BM: tile.constexpr, BN: tile.constexpr, BK: tile.constexpr,
                 HAS_BIAS: tile.constexpr, ACT: tile.constexpr, HAS_RES: tile.constexpr,
                 TRANS_A: tile.constexpr = False, TRANS_B: tile.constexpr = False,
-                RES_ACT: tile.constexpr = None):
-    """One BM x BN block of res_act(act(a @ b + bias) + res) for batch entry program_id(2)."""
+                RES_ACT: tile.constexpr = None, B_PANELS: tile.constexpr = 0):
+    """One BM x BN block of res_act(act(a @ b + bias) + res) for batch entry program_id(2).
+
+    With B_PANELS (== BN), b is stored as panels (`Panels`): block column j of B is the
+    contiguous (K, BN) array at b + j * K * BN, zero past N."""
     pid_m = tile.program_id(0)
     pid_n = tile.program_id(1)
     z = tile.program_id(2)
@@ -74,7 +123,10 @@ def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, 
         else:
             a_t = tile.load(a + z * batch_a + rm[:, None] * sam + ka[None, :] * sak,
                             mask=(rm[:, None] < M) & (ka[None, :] < K), other=0.0)
-        if TRANS_B:  # b stored (N, K), as linear-layer weights are
+        if B_PANELS:  # one panel: rows BN apart, columns past N already zero
+            b_t = tile.load(b + z * batch_b + pid_n * K * BN + ka[:, None] * BN
+                            + tile.arange(0, BN)[None, :], mask=ka[:, None] < K, other=0.0)
+        elif TRANS_B:  # b stored (N, K), as linear-layer weights are
             b_t = tile.trans(tile.load(b + z * batch_b + rn[:, None] * sbn + ka[None, :] * sbk,
                                        mask=(rn[:, None] < N) & (ka[None, :] < K), other=0.0))
         else:
@@ -108,8 +160,8 @@ def gemm_epilogue_kernel(c, bias, res, M, N, scm, srm, BM: tile.constexpr, BN: t
         tile.store(c + rm[:, None] * scm + rn[None, :], acc, mask=mask)
 
 
-def _blocks(M, N, K):
-    """Block sizes (BM, BN, BK) for an M x N x K product.
+def _blocks(M, N, K, bn=None):
+    """Block sizes (BM, BN, BK) for an M x N x K product (BN fixed when given: B as panels).
 
     BM is a multiple of the 6-row micro-kernel: all of M up to 132 rows (splitting M would load
     and pack every B tile once per row block), else the size trading rows wasted on padding
@@ -123,16 +175,15 @@ def _blocks(M, N, K):
         bm = min(range(48, 133, 6), key=lambda b: (-(-M // b) * b / M + 6.0 / b, -b))
     mb = -(-M // bm)
     threads = os.cpu_count() or 1
-    bn = None
-    for cand in (192, 128, 96, 64):
+    for cand in (() if bn else (192, 128, 96, 64)):
         nb = -(-N // cand)
         progs = mb * nb
         if (N >= cand and nb * cand - N <= cand // 2  # the last column block at least half full
                 and progs >= 2 * threads and (progs % threads == 0 or progs >= 8 * threads)):
             bn = cand
             break
-    if bn is None:  # few columns: the rows must be shared
-        bn = 64 if N >= 64 else max(16, -(-N // 16) * 16)
+    if bn is None or -(-N // bn) * mb < 2 * threads:  # few columns: the rows must be shared
+        bn = bn or (64 if N >= 64 else max(16, -(-N // 16) * 16))
         while bm > 24 and mb * -(-N // bn) < 2 * threads:
             bm = -(-bm // 12) * 6
             mb = -(-M // bm)
@@ -254,7 +305,9 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
     backend only) or "auto" (the one measured faster for this shape, see `choose_impl`).
     `out`: a C-contiguous float32 array of the result's shape to write into.
     `res_activation`: an activation applied last, after the residual (a ResNet block's ReLU).
+    `b` may be `Panels` (a constant B packed once, see `pack_panels`; not with `trans_b`).
     """
+    panels = b if isinstance(b, Panels) else None
     for act in (activation, res_activation):
         if act not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {act!r}")
@@ -264,18 +317,25 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
         impl = "tile"  # the library kernel is the cpu backend's
     # a transposed view of a contiguous matrix is read as stored, with the flag flipped (no copy)
     a, trans_a = _as_stored(a, trans_a)
-    b, trans_b = _as_stored(b, trans_b)
     a = np.ascontiguousarray(a, np.float32)
-    b = np.ascontiguousarray(b, np.float32)
+    if panels is not None:
+        if trans_b:
+            raise ValueError("gemm: Panels are B as (K, N); trans_b does not apply")
+        b = panels.data
+        Kb, N = panels.shape
+    else:
+        b, trans_b = _as_stored(b, trans_b)
+        b = np.ascontiguousarray(b, np.float32)
+        Kb, N = b.shape[-2:][::-1] if trans_b else b.shape[-2:]
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"gemm needs (..., M, K) @ (..., K, N), got {a.shape} @ {b.shape}")
     M, K = a.shape[-2:][::-1] if trans_a else a.shape[-2:]
-    Kb, N = b.shape[-2:][::-1] if trans_b else b.shape[-2:]
     if K != Kb:
         raise ValueError(f"gemm: inner dims differ: {a.shape}{'^T' if trans_a else ''} @ "
                          f"{b.shape}{'^T' if trans_b else ''}")
-    batch = max(a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b.ndim == 3 else 1)
-    out_shape = (batch, M, N) if (a.ndim == 3 or b.ndim == 3) else (M, N)
+    b_batched = panels is None and b.ndim == 3
+    batch = max(a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b_batched else 1)
+    out_shape = (batch, M, N) if (a.ndim == 3 or b_batched) else (M, N)
     if out is not None:
         if out.shape != out_shape or out.dtype != np.float32 or not out.flags.c_contiguous:
             raise ValueError(f"gemm: out must be a C-contiguous float32 {out_shape}, got "
@@ -295,7 +355,7 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
                            res_activation=res_activation)
     if impl == "library":
         at = a.swapaxes(-1, -2) if trans_a else a
-        bt = b.swapaxes(-1, -2) if trans_b else b
+        bt = panels.matrix() if panels is not None else b.swapaxes(-1, -2) if trans_b else b
         res = None if residual is None else np.broadcast_to(
             np.asarray(residual, np.float32), out_shape)
         return library_gemm(at, bt, c, bias, activation, res, row_bias,
@@ -307,20 +367,24 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
     if residual is not None:
         res = np.ascontiguousarray(np.broadcast_to(residual, out_shape), np.float32)
     grid, args, meta = gemm_launch(a, b, c, bias_arr, res, M, N, K, batch, a.ndim == 3,
-                                   b.ndim == 3, res is not None and res.ndim == 3, trans_a,
-                                   trans_b, has_bias, activation, res_activation, blocks)
+                                   b_batched, res is not None and res.ndim == 3, trans_a,
+                                   trans_b, has_bias, activation, res_activation, blocks,
+                                   b_panels=0 if panels is None else panels.nr)
     gemm_kernel[grid](*args, **meta, backend=backend)
     return c
 
 
 def gemm_launch(a, b, c, bias, res, M, N, K, batch=1, a_batched=False, b_batched=False,
                 res_batched=False, trans_a=False, trans_b=False, has_bias=0, activation=None,
-                res_activation=None, blocks=None):
+                res_activation=None, blocks=None, b_panels=0):
     """(grid, args, meta) of the `gemm_kernel` launch for C-contiguous operands: a (batch?, M, K)
-    or its (K, M) transpose, b (batch?, K, N) or (N, K), c (batch?, M, N); `has_bias` 1 for a
-    bias per column, 2 per row; `*_batched` whether an operand has the batch dim. `batched_gemm`
-    launches it; `prepare_gemm` keeps it."""
-    bm, bn, bk = blocks or _blocks(M, N, K)
+    or its (K, M) transpose, b (batch?, K, N) or (N, K) or, with `b_panels` = NR, the data of
+    `Panels` (P, K, NR) (not batched), c (batch?, M, N); `has_bias` 1 for a bias per column, 2 per row;
+    `*_batched` whether an operand has the batch dim. `batched_gemm` launches it; `prepare_gemm`
+    keeps it."""
+    bm, bn, bk = blocks or _blocks(M, N, K, bn=b_panels or None)
+    if b_panels and bn != b_panels:
+        raise ValueError(f"gemm: B as panels of {b_panels} needs BN={b_panels}, got {bn}")
     grid = (-(-M // bm), -(-N // bn), batch)
     args = (a, b, c, bias, res, M, N, K, *((1, M) if trans_a else (K, 1)),
             *((1, K) if trans_b else (N, 1)), N, 1, N, 1,
@@ -328,20 +392,21 @@ def gemm_launch(a, b, c, bias, res, M, N, K, batch=1, a_batched=False, b_batched
             M * N if res_batched else 0)
     meta = {"BM": bm, "BN": bn, "BK": bk, "HAS_BIAS": has_bias, "ACT": activation,
             "HAS_RES": res is not None, "TRANS_A": bool(trans_a), "TRANS_B": bool(trans_b),
-            "RES_ACT": res_activation}
+            "RES_ACT": res_activation, "B_PANELS": b_panels}
     return grid, args, meta
 
 
 def prepare_gemm(M, N, K, batch=1, a_batched=False, b_batched=False, res_batched=False,
                  trans_a=False, trans_b=False, has_bias=0, activation=None, residual=False,
-                 res_activation=None, backend="cpu"):
+                 res_activation=None, backend="cpu", b_panels=0):
     """The tile GEMM launch of `gemm_launch`, prepared: call it with (a, b, c[, bias][, res]),
-    C-contiguous float32 arrays of the shapes given."""
+    C-contiguous float32 arrays of the shapes given (b: `Panels.data` when `b_panels` is its
+    width)."""
     dummy = np.empty(1, np.float32)
     grid, args, meta = gemm_launch(dummy, dummy, dummy, dummy if has_bias else None,
                                    dummy if residual else None, M, N, K, batch, a_batched,
                                    b_batched, res_batched, trans_a, trans_b, has_bias, activation,
-                                   res_activation)
+                                   res_activation, b_panels=b_panels)
     return gemm_kernel.prepare(grid, *args, backend=backend, **meta)
 
 
