@@ -66,8 +66,9 @@ def _f32_all(node: Node, n_in: int | None = None) -> str | None:
 @dataclass
 class MatMulPlan:
     """How a MatMul/Gemm maps onto the GEMM kernel: `a` (runtime) times `b` (constant, already
-    transposed and scaled, or a runtime value), plus an optional constant bias (N,) and a runtime
-    addend `c` (Gemm's C when it is not a vector)."""
+    transposed and scaled, possibly a strided view of the graph's constant; or a runtime value),
+    plus an optional constant bias (N,) and a runtime addend `c` (Gemm's C when it is not a
+    vector)."""
 
     a: Value
     b: Value | None          # runtime B, or None when `b_const` holds it
@@ -94,7 +95,7 @@ def matmul_plan(node: Node, attrs: dict) -> MatMulPlan | str:
             return "1-d operand (vector product)"
         bc = const_of(b)
         if bc is not None and rb == 2:
-            return MatMulPlan(a, None, np.ascontiguousarray(bc, np.float32), None, None)
+            return MatMulPlan(a, None, np.asarray(bc, np.float32), None, None)
         if ra != rb:
             return "batched operands of different ranks"
         sa, sb = a.type.shape[:-2], b.type.shape[:-2]
@@ -119,12 +120,9 @@ def matmul_plan(node: Node, attrs: dict) -> MatMulPlan | str:
         return MatMulPlan(a, b, None, None, c, ta, tb, c_bias=c_bias, gemm2d=True)
     bmat = np.asarray(bc, np.float32)
     if tb:
-        bmat = bmat.T
+        bmat = bmat.T  # a view: `gemm_call` makes the kernel's own form of it
     if alpha != 1.0:
         bmat = bmat * np.float32(alpha)
-    bmat = np.ascontiguousarray(bmat, np.float32)
-    if not np.shares_memory(bmat, bc):  # the kernel has its own copy: the file's pages can go
-        release_file_pages(bc)
     n = bmat.shape[1]
     c = node.inputs[2] if len(node.inputs) > 2 else None
     bias = None
@@ -152,11 +150,18 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
     # constant weights are packed once into the panels `dot` reads without packing (unless a
     # library GEMM may run, which needs the plain matrix); the mapped file's pages can go
     panels = None
-    if bconst is not None and bconst.ndim == 2 and bconst.size and \
-            os.environ.get("OPENCANN_GEMM_IMPL", "tile") == "tile":
-        panels = gemm_k.pack_panels(bconst)
-        release_file_pages(bconst)
-    bmat = panels if panels is not None else bconst
+    if bconst is not None:
+        if bconst.ndim == 2 and bconst.size and \
+                os.environ.get("OPENCANN_GEMM_IMPL", "tile") == "tile":
+            panels = gemm_k.pack_panels(bconst)
+            release_file_pages(bconst)
+            bconst = panels  # only its shape is read from here on
+        else:
+            own = np.ascontiguousarray(bconst, np.float32)
+            if not np.shares_memory(own, bconst):
+                release_file_pages(bconst)
+            bconst = own
+    bmat = bconst
 
     def fn(*args):
         a = args[0]

@@ -66,6 +66,7 @@ class Panels:
 
     data: np.ndarray  # (P, K, NR) float32, C-contiguous
     n: int
+    ndim = 2  # B's
 
     @property
     def nr(self) -> int:
@@ -83,17 +84,17 @@ class Panels:
 
 def pack_panels(b, nr: int | None = None) -> Panels:
     """B (K, N) as `Panels` of width `nr` (default: this host's `tile.dot_panel_width()`)."""
-    b = np.asarray(b, np.float32)
+    b = np.asarray(b)
     if b.ndim != 2:
         raise ValueError(f"pack_panels needs a (K, N) matrix, got shape {b.shape}")
     nr = nr or tile.dot_panel_width()
     k, n = b.shape
     p = -(-n // nr)
-    data = np.zeros((p, k, nr), np.float32)
-    full = n // nr
-    data[:full] = b[:, :full * nr].reshape(k, full, nr).transpose(1, 0, 2)
-    if full < p:
-        data[full, :, :n - full * nr] = b[:, full * nr:]
+    data = np.empty((p, k, nr), np.float32)
+    for j in range(p):  # panel by panel: `b` may be a strided view (a transposed weight), and
+        cols = b[:, j * nr:(j + 1) * nr]  # no whole-size temporary is made
+        data[j, :, :cols.shape[1]] = cols
+        data[j, :, cols.shape[1]:] = 0.0
     return Panels(data, n)
 
 
