@@ -377,18 +377,18 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
 
 def gemm_launch(a, b, c, bias, res, M, N, K, batch=1, a_batched=False, b_batched=False,
                 res_batched=False, trans_a=False, trans_b=False, has_bias=0, activation=None,
-                res_activation=None, blocks=None, b_panels=0):
+                res_activation=None, blocks=None, b_panels=0, c_trans=False):
     """(grid, args, meta) of the `gemm_kernel` launch for C-contiguous operands: a (batch?, M, K)
     or its (K, M) transpose, b (batch?, K, N) or (N, K) or, with `b_panels` = NR, the data of
     `Panels` (P, K, NR) (not batched), c (batch?, M, N); `has_bias` 1 for a bias per column, 2 per row;
-    `*_batched` whether an operand has the batch dim. `batched_gemm` launches it; `prepare_gemm`
-    keeps it."""
+    `*_batched` whether an operand has the batch dim; `c_trans`: c (and res) hold the result
+    transposed, (batch?, N, M). `batched_gemm` launches it; `prepare_gemm` keeps it."""
     bm, bn, bk = blocks or _blocks(M, N, K, bn=b_panels or None)
     if b_panels and bn != b_panels:
         raise ValueError(f"gemm: B as panels of {b_panels} needs BN={b_panels}, got {bn}")
     grid = (-(-M // bm), -(-N // bn), batch)
     args = (a, b, c, bias, res, M, N, K, *((1, M) if trans_a else (K, 1)),
-            *((1, K) if trans_b else (N, 1)), N, 1, N, 1,
+            *((1, K) if trans_b else (N, 1)), *(((1, M) if c_trans else (N, 1)) * 2),
             M * K if a_batched else 0, K * N if b_batched else 0, M * N,
             M * N if res_batched else 0)
     meta = {"BM": bm, "BN": bn, "BK": bk, "HAS_BIAS": has_bias, "ACT": activation,
@@ -399,15 +399,15 @@ def gemm_launch(a, b, c, bias, res, M, N, K, batch=1, a_batched=False, b_batched
 
 def prepare_gemm(M, N, K, batch=1, a_batched=False, b_batched=False, res_batched=False,
                  trans_a=False, trans_b=False, has_bias=0, activation=None, residual=False,
-                 res_activation=None, backend="cpu", b_panels=0):
+                 res_activation=None, backend="cpu", b_panels=0, c_trans=False):
     """The tile GEMM launch of `gemm_launch`, prepared: call it with (a, b, c[, bias][, res]),
     C-contiguous float32 arrays of the shapes given (b: `Panels.data` when `b_panels` is its
-    width)."""
+    width; c and res transposed with `c_trans`)."""
     dummy = np.empty(1, np.float32)
     grid, args, meta = gemm_launch(dummy, dummy, dummy, dummy if has_bias else None,
                                    dummy if residual else None, M, N, K, batch, a_batched,
                                    b_batched, res_batched, trans_a, trans_b, has_bias, activation,
-                                   res_activation, b_panels=b_panels)
+                                   res_activation, b_panels=b_panels, c_trans=c_trans)
     return gemm_kernel.prepare(grid, *args, backend=backend, **meta)
 
 
