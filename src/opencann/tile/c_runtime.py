@@ -193,10 +193,51 @@ static void oc_pack_b(int K, int N, const float *B, int64_t ldb, float *Bp, int 
   else oc_pack_b_nr(K, N, B, ldb, Bp, 8);
 }
 
-/* the same panels from B stored transposed, Bt[N][K] with row stride ldb (`dot(a, trans(b))`) */
+#ifdef OC_X86
+/* dst[c][r] = src[r][c] for an 8 x 8 block (row strides ls, ld) */
+__attribute__((target("avx2")))
+static inline void oc_tr8x8(const float *src, int64_t ls, float *dst, int64_t ld) {
+  __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ls);
+  __m256 r2 = _mm256_loadu_ps(src + 2 * ls), r3 = _mm256_loadu_ps(src + 3 * ls);
+  __m256 r4 = _mm256_loadu_ps(src + 4 * ls), r5 = _mm256_loadu_ps(src + 5 * ls);
+  __m256 r6 = _mm256_loadu_ps(src + 6 * ls), r7 = _mm256_loadu_ps(src + 7 * ls);
+  __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+  __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+  __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+  __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+  _mm256_storeu_ps(dst + ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+  _mm256_storeu_ps(dst + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+  _mm256_storeu_ps(dst + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+  _mm256_storeu_ps(dst + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+  _mm256_storeu_ps(dst + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+  _mm256_storeu_ps(dst + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+  _mm256_storeu_ps(dst + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+#endif
+
+/* the same panels from B stored transposed, Bt[N][K] with row stride ldb (`dot(a, trans(b))`):
+   whole panels by 8 x 8 register transposes where AVX2 is there (a gather down Bt's columns
+   took a quarter of a training GEMM's time), the rest element by element */
 static void oc_pack_bt(int K, int N, const float *Bt, int64_t ldb, float *Bp, int NR) {
   for (int j0 = 0; j0 < N; j0 += NR) {
     int nr = OC_MIN(NR, N - j0);
+#ifdef OC_X86
+    if (nr == NR && oc_isa_level() >= 1) {
+      int k8 = K / 8 * 8;
+      for (int j = 0; j < NR; j += 8)
+        for (int k = 0; k < k8; k += 8)
+          oc_tr8x8(Bt + (size_t)(j0 + j) * ldb + k, ldb, Bp + (size_t)k * NR + j, NR);
+      for (int k = k8; k < K; k++)
+        for (int j = 0; j < NR; j++) Bp[(size_t)k * NR + j] = Bt[(size_t)(j0 + j) * ldb + k];
+      Bp += (size_t)NR * K;
+      continue;
+    }
+#endif
     for (int k = 0; k < K; k++) {
       for (int j = 0; j < nr; j++) Bp[j] = Bt[(size_t)(j0 + j) * ldb + k];
       for (int j = nr; j < NR; j++) Bp[j] = 0.0f;
@@ -286,6 +327,24 @@ static void oc_micro_avx512(int K, const float *a, int lda, const float *b, floa
   }
 }
 
+/* C[12][nr] += the 12 x 32 accumulators c0 (columns 0-15) and c1 (16-31) */
+__attribute__((target("avx512f")))
+static inline void oc_add12x32(const __m512 *c0, const __m512 *c1, float *C, int ldc, int nr) {
+  if (nr == 32) {
+#pragma GCC unroll 12
+    for (int r = 0; r < 12; r++) {
+      float *cr = C + (size_t)r * ldc;
+      _mm512_storeu_ps(cr, _mm512_add_ps(_mm512_loadu_ps(cr), c0[r]));
+      _mm512_storeu_ps(cr + 16, _mm512_add_ps(_mm512_loadu_ps(cr + 16), c1[r]));
+    }
+  } else {
+    float t[12 * 32];
+#pragma GCC unroll 12
+    for (int r = 0; r < 12; r++) { _mm512_storeu_ps(t + 32 * r, c0[r]); _mm512_storeu_ps(t + 32 * r + 16, c1[r]); }
+    oc_micro_add(t, 32, C, ldc, 12, nr);
+  }
+}
+
 /* 12 rows x 32 columns: 24 accumulators, so each B load and each broadcast of A feeds more FMAs
    than in the 6x32 kernel (measured on one Sapphire Rapids core, 132x192x128 from L2: 162
    against 138 GFLOP/s). All 12 rows are valid; the row pointers are plain multiples of lda, so
@@ -316,19 +375,33 @@ static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, f
     pf += 32;
   }
 #undef OC_ROW
-  if (nr == 32) {
+  oc_add12x32(c0, c1, C, ldc, nr);
+}
+
+/* the 12x32 kernel for A stored transposed (K x M, row stride lda): the 12 rows of a block are
+   12 adjacent floats of each A row (a training graph's X^T @ dY) */
+__attribute__((target("avx512f")))
+static void oc_micro_avx512_12t(int K, const float *a, int lda, const float *b, float *C, int ldc, int nr,
+                                const float *pf) {
+  __m512 c0[12], c1[12];
+#pragma GCC unroll 12
+  for (int r = 0; r < 12; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = c0[r]; }
+#pragma GCC unroll 2
+  for (int k = 0; k < K; k++) {
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 12
     for (int r = 0; r < 12; r++) {
-      float *cr = C + (size_t)r * ldc;
-      _mm512_storeu_ps(cr, _mm512_add_ps(_mm512_loadu_ps(cr), c0[r]));
-      _mm512_storeu_ps(cr + 16, _mm512_add_ps(_mm512_loadu_ps(cr + 16), c1[r]));
+      __m512 x = _mm512_set1_ps(a[r]);
+      c0[r] = _mm512_fmadd_ps(x, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(x, b1, c1[r]);
     }
-  } else {
-    float t[12 * 32];
-#pragma GCC unroll 12
-    for (int r = 0; r < 12; r++) { _mm512_storeu_ps(t + 32 * r, c0[r]); _mm512_storeu_ps(t + 32 * r + 16, c1[r]); }
-    oc_micro_add(t, 32, C, ldc, 12, nr);
+    _mm_prefetch((const char *)pf, _MM_HINT_T0);
+    _mm_prefetch((const char *)(pf + 16), _MM_HINT_T0);
+    a += lda;
+    b += 32;
+    pf += 32;
   }
+  oc_add12x32(c0, c1, C, ldc, nr);
 }
 #endif
 
@@ -345,10 +418,11 @@ static void oc_micro_generic(int K, const float *a, int lda, const float *b, flo
 /* floats of scratch that oc_dot_f32_ld needs for its packed panels */
 #define OC_DOT_SCRATCH(M, N, K) ((size_t)((M) + 8) * (K) + (size_t)((N) + 32) * (K) + 64)
 
-/* C (row stride ldc) += A (M x K, row stride lda) @ B (K x N, row stride ldb; or N x K when
-   b_trans) */
-static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, const float *B,
-                          int64_t ldb, int b_trans, float *C, int64_t ldc, float *pack) {
+/* C (row stride ldc) += A (M x K, row stride lda; or K x M when a_trans) @ B (K x N, row
+   stride ldb; or N x K when b_trans) */
+static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int a_trans,
+                          const float *B, int64_t ldb, int b_trans, float *C, int64_t ldc,
+                          float *pack) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   int lvl = oc_isa_level();
   /* AVX-512 takes rows 12 at a time, and a last block of fewer with the 6-row kernel */
@@ -363,30 +437,46 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, cons
     oc_pack_bt(K, N, B, ldb, pack, NR);
   else
     oc_pack_b(K, N, B, ldb, pack, NR);
+  /* A stored transposed: AVX-512 reads its whole 12-row blocks as stored; the other rows are
+     first copied row-major (after B's panels in the scratch) */
+  int full = 0;
+  const float *Ar = A;
+  int64_t ldr = lda;
+  if (a_trans) {
+    full = lvl == 2 ? M / 12 * 12 : 0;
+    float *t = pack + (size_t)(N + 32) * K + 16;
+    for (int r = full; r < M; r++)
+      for (int k = 0; k < K; k++) t[(size_t)(r - full) * K + k] = A[(size_t)k * lda + r];
+    Ar = t - (size_t)full * K;  /* row r of the copy at Ar + r * K */
+    ldr = K;
+  }
   for (int j0 = 0; j0 < N; j0 += NR) {
     const float *bp = Bp + (size_t)(j0 / NR) * NR * K;
     for (int i0 = 0; i0 < M; i0 += MR) {
-      const float *ap = A + (size_t)i0 * lda;
+      const float *ap = Ar + (size_t)i0 * ldr;
       float *c = C + (size_t)i0 * ldc + j0;
       int mr = OC_MIN(MR, M - i0), nr = OC_MIN(NR, N - j0);
 #ifdef OC_X86
       if (lvl == 2) {
-        if (mr == 12) {
+        if (i0 < full) {
+          const float *pf = i0 == 0 ? bp + (size_t)NR * K : bp;
+          oc_micro_avx512_12t(K, A + i0, (int)lda, bp, c, (int)ldc, nr, pf);
+        } else if (mr == 12) {
           /* the first row block brings the K x NR floats after this panel into L1 while it
              works: the next panel, or for B stored as panels the panel's next K slab, which the
              next dot call reads (weights come from memory; the other row blocks find this
              panel in L1). A prefetch past the array never faults. */
           const float *pf = i0 == 0 ? bp + (size_t)NR * K : bp;
-          oc_micro_avx512_12(K, ap, (int)lda, bp, c, (int)ldc, nr, pf);
+          oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, pf);
         } else {  /* a last block of 1-11 rows: at most two 6-row calls */
-          oc_micro_avx512(K, ap, (int)lda, bp, c, (int)ldc, OC_MIN(mr, 6), nr);
-          if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * lda, (int)lda, bp, c + (size_t)6 * ldc, (int)ldc, mr - 6, nr);
+          oc_micro_avx512(K, ap, (int)ldr, bp, c, (int)ldc, OC_MIN(mr, 6), nr);
+          if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * ldr, (int)ldr, bp, c + (size_t)6 * ldc, (int)ldc, mr - 6, nr);
         }
         continue;
       }
-      if (lvl == 1) { oc_micro_avx2(K, ap, (int)lda, bp, c, (int)ldc, mr, nr); continue; }
+      if (lvl == 1) { oc_micro_avx2(K, ap, (int)ldr, bp, c, (int)ldc, mr, nr); continue; }
 #endif
-      oc_micro_generic(K, ap, (int)lda, bp, c, (int)ldc, mr, nr);
+      oc_micro_generic(K, ap, (int)ldr, bp, c, (int)ldc, mr, nr);
     }
   }
 }

@@ -270,6 +270,8 @@ class _Gen:
             # rows/columns are real; the dot's other rows/columns keep the accumulator's values,
             # which is what zeros would add
             cands = [(a, v, 0), (b, v, 1)]
+            if a.op == "trans" and len(self.users[a.id]) == 1:
+                cands.append((a.srcs[0], a, 1))
             if b.op == "trans" and len(self.users[b.id]) == 1:
                 cands.append((b.srcs[0], b, 0))
             for x, reader, free in cands:
@@ -851,7 +853,9 @@ class _Gen:
         a, b = v.srcs[:2]
         acc = v.srcs[2] if len(v.srcs) > 2 else None
         (M, N), K = v.shape, a.shape[1]
-        ab = self.as_buffer(a)
+        a_trans = a.op == "trans" and self.kind[a.srcs[0].id] == "buf"
+        asrc = a.srcs[0] if a_trans else a
+        ab = self.name[asrc.id] if a_trans else self.as_buffer(a)  # read a^T as stored
         b_trans = b.op == "trans" and self.kind[b.srcs[0].id] == "buf"
         bsrc = b.srcs[0] if b_trans else b
         bb = self.name[bsrc.id] if b_trans else self.as_buffer(b)  # pack straight from b^T
@@ -866,14 +870,14 @@ class _Gen:
                 self.loops(v.shape, lambda idx: self.line(
                     f"{name}[{self.flat(v.shape, idx)}] = {self.elem(acc, idx)};"))
         pack = self.alloc("float", (M + 8) * K + (N + 32) * K + 64, self.tmp("pack"))
-        lda, m = K, M
-        if a.id in self.direct:
-            ab, lda, m = f"pa{a.id}", f"lda{a.id}", f"dn{a.id}"
+        lda, m = (M if a_trans else K), M
+        if asrc.id in self.direct:
+            ab, lda, m = f"pa{asrc.id}", f"lda{asrc.id}", f"dn{asrc.id}"
         ldb, n = (K if b_trans else N), N
         if bsrc.id in self.direct:
             bb, ldb, n = f"pa{bsrc.id}", f"lda{bsrc.id}", f"dn{bsrc.id}"
-        self.line(f"oc_dot_f32_ld({m}, {n}, {K}, {ab}, {lda}, {bb}, {ldb}, {int(b_trans)}, {name}, "
-                  f"{N}, {pack});")
+        self.line(f"oc_dot_f32_ld({m}, {n}, {K}, {ab}, {lda}, {int(a_trans)}, {bb}, {ldb}, "
+                  f"{int(b_trans)}, {name}, {N}, {pack});")
 
     def emit_for(self, f: Value):
         body = f.arg

@@ -109,6 +109,11 @@ def test_transposed_operands(backend, ta, tb):
     w = rng.standard_normal((2, 29, 23)).astype(np.float32)  # batched, weights stored (N, K)
     np.testing.assert_allclose(batched_gemm(a, w, trans_b=True, backend=backend, blocks=SMALL),
                                a @ np.swapaxes(w, 1, 2), rtol=1e-4, atol=1e-4)
+    if backend == "cpu":  # default blocks: whole 12-row blocks read as stored, a remainder, K slabs
+        a = rng.standard_normal((100, 300)).astype(np.float32)
+        b = rng.standard_normal((300, 70)).astype(np.float32)
+        out = gemm(a.T.copy() if ta else a, b.T.copy() if tb else b, trans_a=ta, trans_b=tb)
+        np.testing.assert_allclose(out, a @ b, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("act", [None, "gelu"])
