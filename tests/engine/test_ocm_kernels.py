@@ -255,3 +255,17 @@ def test_attention_kernels_for_every_mask_form_travel_with_the_model(tmp_path):
     ref = opencann.compile(model, backend="ref")
     for got, mask in zip(np.load(tmp_path / "y.npy"), masks):
         np.testing.assert_allclose(got, ref.run({"q": q, "mask": mask})["y"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_kept_launch_counts_for_every_model_that_runs_it():
+    """Attention launches are kept prepared across calls (process-wide); a second model that
+    runs the same launch still records its program, so its .ocm carries the kernel."""
+    from opencann.tile.kernel import ProgramLog
+    from opencann.ops.transformer.kernels.attention import attention
+
+    q = np.random.default_rng(3).standard_normal((1, 2, 16, 8)).astype(np.float32)
+    attention(q, q, q)  # the launch is prepared and kept
+    with ProgramLog() as log:
+        attention(q, q, q)  # a kept launch: no compile, no lookup
+    assert any(getattr(p, "name", "") == "attention_kernel" or "attention" in repr(p)
+               for p in log.programs), log.programs

@@ -395,7 +395,7 @@ class Prepared:
     call; a prepared C launch is one call with fresh data pointers. On a backend without C (the
     interpreter) it launches through `Kernel.run` with the same arguments."""
 
-    __slots__ = ("args", "fn", "grid", "ptr_pos", "_slow")
+    __slots__ = ("args", "fn", "grid", "ptr_pos", "program", "_slow")
 
     def __init__(self, kernel, grid, args, meta, backend="cpu"):
         runtime, _ = kernel.bind(args, meta)
@@ -411,11 +411,12 @@ class Prepared:
                 for i, x in zip(arr_pos, arrays):
                     a[i] = x
                 kernel.run(*a, grid=self.grid, backend=be, **meta)
-            self._slow, self.fn, self.args, self.ptr_pos = slow, None, [], []
+            self._slow, self.fn, self.args, self.ptr_pos, self.program = slow, None, [], [], None
             return
         self._slow = None
         spec = kernel.spec(runtime)
-        self.fn = kernel.warmup(*args, backend=be, **meta).fn
+        self.program = kernel.warmup(*args, backend=be, **meta)
+        self.fn = self.program.fn
         self.args, self.ptr_pos = [], []
         for i, ((_, v), s) in enumerate(zip(runtime, spec)):
             if s[0] == "p":
@@ -429,6 +430,8 @@ class Prepared:
     def __call__(self, *arrays) -> None:
         if self._slow is not None:
             return self._slow(*arrays)
+        if _recorders:  # a launch kept from before a ProgramLog started still counts in it
+            _note(self.program)
         a = self.args.copy()
         for i, x in zip(self.ptr_pos, arrays):
             a[i] = x.ctypes.data
