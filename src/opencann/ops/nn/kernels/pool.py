@@ -25,7 +25,7 @@ def _tap(x, acc, cnt, nc, ih, row_ok, ow, valid, H, W, SW, PW, kw, DW, fill, MAX
 
 
 @tile.kernel(do_not_specialize=("H", "W", "OH", "OW", "PH", "PW"))
-def pool2d_kernel(x, out, H, W, OH, OW, SH, SW, PH, PW, DH, DW,
+def pool2d_kernel(x, out, H, W, OH, OW, PH, PW, DH, DW, SH: tile.constexpr, SW: tile.constexpr,
                   KH: tile.constexpr, KW: tile.constexpr, MAX: tile.constexpr,
                   COUNT_PAD: tile.constexpr, BLOCK: tile.constexpr, UNROLL: tile.constexpr = True):
     """Output row oh of one (n, c) plane, BLOCK pixels at a time: max or average over the
@@ -87,7 +87,7 @@ def _pool(x, kernel_size, stride, padding, dilation, is_max, count_include_pad, 
     if out.size:
         block = min(512, max(16, 1 << (ow - 1).bit_length()))
         pool2d_kernel[(oh, n * c)](
-            x, out, h, w, oh, ow, sh, sw, ph, pw, dh, dw, KH=kh, KW=kw, MAX=is_max,
+            x, out, h, w, oh, ow, ph, pw, dh, dw, SH=sh, SW=sw, KH=kh, KW=kw, MAX=is_max,
             COUNT_PAD=count_include_pad, BLOCK=block, UNROLL=kh * kw <= UNROLL_TAPS,
             backend=backend)
     return out
