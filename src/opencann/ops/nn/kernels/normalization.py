@@ -100,7 +100,9 @@ def _prep(x, weight, bias):
 
 
 def _tiles(n):
-    block = max(16, 1 << (n - 1).bit_length())
+    """(ROWS, BLOCK) for rows of n: BLOCK is n rounded up to 16 (a row of 384 is one tile of 384,
+    not 512 with a masked quarter to zero, skip and mask again in every pass)."""
+    block = max(16, -(-n // 16) * 16)
     return max(1, min(16, 2048 // block)), block
 
 
