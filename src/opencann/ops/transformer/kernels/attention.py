@@ -59,7 +59,9 @@ def attention_kernel(q, k, v, out, lens, kmask, amask, Sq, Skv, H, scale,
             valid = valid & tile.load(kmask + b * Skv + cols, mask=cols < Skv, other=False)[None, :]
         s = tile.where(valid, s, float("-inf"))
         m_new = tile.maximum(m_i, tile.max(s, axis=1))
-        m_safe = tile.where(m_new == float("-inf"), 0.0, m_new)
+        m_safe = m_new  # finite: every block sees a key, unless a mask hides a whole row
+        if HAS_MASK or HAS_ADD:
+            m_safe = tile.where(m_new == float("-inf"), 0.0, m_new)
         p = tile.exp(s - m_safe[:, None])
         alpha = tile.exp(m_i - m_safe)
         l_i = l_i * alpha + tile.sum(p, axis=1)
