@@ -21,23 +21,10 @@ from .engine.infer import infer_graph
 from .engine.passes import DEFAULT_PASSES, Pipeline
 from .errors import InputError, ModelLoadError, OpenCannError
 from .ir import Graph, OptionalType, SequenceType, TensorType, Value
+from .backends import default_backend
 from .tile.kernel import ProgramLog
 
 BACKENDS = ("ref", "cpu")
-
-
-def default_backend() -> str:
-    """`OPENCANN_BACKEND` if set, else the best backend this machine runs: `cpu` when a C
-    compiler is on PATH, else `ref`."""
-    env = os.environ.get("OPENCANN_BACKEND")
-    if env:
-        return env
-    try:
-        from . import backends
-
-        return "cpu" if backends.get("cpu").is_available() else "ref"
-    except Exception:  # noqa: BLE001 - a broken cpu backend leaves the reference
-        return "ref"
 
 
 def _model_name(model: Any) -> str:

@@ -15,11 +15,12 @@ returning an instance) under the entry-point group `opencann.backends`:
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 
 from .base import Backend, BackendError, Buffer, Capabilities, Device, Program
 
-__all__ = ["get", "available", "register", "Backend", "Device", "Buffer", "Capabilities", "Program",
+__all__ = ["get", "available", "default_backend", "register", "Backend", "Device", "Buffer", "Capabilities", "Program",
            "BackendError", "ENTRY_POINT_GROUP"]
 
 ENTRY_POINT_GROUP = "opencann.backends"
@@ -89,3 +90,17 @@ def available() -> list:
         if ok:
             names.append(name)
     return names
+
+
+def default_backend() -> str:
+    """`OPENCANN_BACKEND` if set, else the best backend this machine runs: `cpu` when a C
+    compiler is on PATH, else `ref`. Models, the ONNX backend API and the torch.compile backend
+    all start from this choice."""
+    env = os.environ.get("OPENCANN_BACKEND")
+    if env:
+        return env
+    try:
+        return "cpu" if get("cpu").is_available() else "ref"
+    except Exception:  # noqa: BLE001 - a broken cpu backend leaves the reference
+        return "ref"
+

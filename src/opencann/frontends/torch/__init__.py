@@ -33,6 +33,7 @@ from typing import Any
 import torch
 import torch.fx
 
+from ...backends import default_backend
 from ...errors import OpenCannError, UnsupportedOpsError
 from . import partition
 from .lower import DECOMPOSITION_EXCLUDES, LoweringError
@@ -42,7 +43,9 @@ __all__ = ["OPTIONS", "CompileRecord", "Report", "opencann_backend", "report", "
 
 log = logging.getLogger("opencann.frontends.torch")
 
-OPTIONS = {"debug": False, "engine": "ref", "fallback": True, "passes": True}
+# engine None: the best this machine runs (`backends.default_backend()`: OPENCANN_BACKEND, else
+# the compiled cpu engine where a C compiler exists, else the reference interpreter)
+OPTIONS = {"debug": False, "engine": None, "fallback": True, "passes": True}
 
 
 @dataclass
@@ -126,6 +129,8 @@ def _options(options: dict | None) -> dict:
         raise OpenCannError(f"torch.compile(backend='opencann'): unknown option(s) {sorted(unknown)}; "
                             f"known: {sorted(OPTIONS)}")
     opts.update(options or {})
+    if opts["engine"] is None:
+        opts["engine"] = default_backend()
     if opts["engine"] not in ENGINES:
         raise OpenCannError(f"torch.compile(backend='opencann'): engine {opts['engine']!r} is not "
                             f"available; choose one of {', '.join(ENGINES)}")
