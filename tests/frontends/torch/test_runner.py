@@ -113,6 +113,22 @@ def test_one_executor_choice():
         torch.compile(lambda x: x + 1, backend="opencann", options={"engine": "gpu"})(torch.ones(1))
 
 
+def test_default_engine_is_the_best_available(monkeypatch):
+    """Without options the backend runs where models do: OPENCANN_BACKEND, else the compiled cpu
+    engine where a C compiler exists, else the reference interpreter."""
+    from opencann.backends import default_backend
+    from opencann.frontends.torch import _options
+
+    monkeypatch.delenv("OPENCANN_BACKEND", raising=False)
+    assert _options(None)["engine"] == default_backend()
+    assert _options({"engine": "ref"})["engine"] == "ref"
+    monkeypatch.setenv("OPENCANN_BACKEND", "ref")
+    assert _options(None)["engine"] == "ref"
+    monkeypatch.setenv("OPENCANN_BACKEND", "gpu")
+    with pytest.raises(OpenCannError, match="engine .gpu."):
+        _options(None)
+
+
 def test_bool_and_int_outputs_round_trip():
     f = _compile(lambda x: (x > 0, (x * 10).long(), x.argmax()))
     x = torch.randn(5)
