@@ -29,9 +29,10 @@ import numpy as np
 
 from .. import dtypes
 from ..ir import Graph, Node, TensorType, Value
-from . import lower_cpu
+from ..ops.lowering import Lowered, const_of, is_f32, lower
+from ..ops.math.lower_cpu import gemm_call, matmul_plan
+from ..ops.nn.lower_cpu import conv_call, conv_plan
 from .fused_elementwise import MAX_INPUTS, ElementwiseProgram, evaluate_numpy
-from .lower_cpu import Lowered, const_of, is_f32
 
 __all__ = ["EW_OPS", "FusionGroup", "elementwise_program", "find_groups"]
 
@@ -372,7 +373,7 @@ class _Fuser:
 
     def gemm_group(self, n: Node) -> FusionGroup | str:
         _d, attrs = self.bound[id(n)]
-        plan = lower_cpu.matmul_plan(n, attrs)
+        plan = matmul_plan(n, attrs)
         if isinstance(plan, str):
             return plan
         nodes, parts = [n], []
@@ -421,17 +422,17 @@ class _Fuser:
         ins = [plan.a] + ([plan.b] if plan.b is not None else []) + ([plan.c] if plan.c else [])
         if residual is not None:
             ins.append(residual)
-        fn = lower_cpu.gemm_call(plan, activation, residual is not None, bias,
-                                 shaped_like_residual=reshape is not None)
+        fn = gemm_call(plan, activation, residual is not None, bias,
+                       shaped_like_residual=reshape is not None)
         kernel = "gemm" if plan.b is None else "batched_gemm"
         return FusionGroup("gemm", nodes, Lowered(fn, ins, kernel), cur, parts)
 
     def conv_group(self, n: Node) -> FusionGroup | str:
-        _d, attrs = self.bound[id(n)]
-        low = lower_cpu.lower(n, attrs)
+        d, attrs = self.bound[id(n)]
+        low = lower(n, d, attrs)
         if isinstance(low, str):
             return low
-        plan = lower_cpu.conv_plan(n, attrs)
+        plan = conv_plan(n, attrs)
         cur, nodes, parts, activation = n.outputs[0], [n], [], None
         if plan[1] is not None:
             parts.append("bias")
@@ -457,7 +458,7 @@ class _Fuser:
                     res_act, cur = "relu", after.outputs[0]
                     nodes.append(after)
                     parts.append("relu")
-        fn = lower_cpu.conv_call(plan, activation, residual is not None, res_act)
+        fn = conv_call(plan, activation, residual is not None, res_act)
         return FusionGroup("conv", nodes, Lowered(fn, ins, "conv2d"), cur, parts)
 
     # --- attention ----------------------------------------------------------------------------

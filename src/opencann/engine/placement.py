@@ -1,8 +1,9 @@
 """Placement: which step runs each node of a graph compiled for the `cpu` backend.
 
 Every top-level node ends up in exactly one `Step`: a fusion group or a single lowered node on
-`cpu` (a tile-kernel launch), or its NumPy reference on `ref` when no cpu lowering fits (the op,
-its dtypes, attributes or shapes), with the reason recorded. `Placement.report()` lists the
+`cpu` (a tile-kernel launch, by its op's `OpDef.kernels["cpu"]`, see `opencann.ops.lowering`), or
+its NumPy reference on `ref` when no cpu lowering fits (the op, its dtypes, attributes or shapes),
+with the reason recorded. `Placement.report()` lists the
 fallbacks and the fusion groups.
 
     >>> p = place(graph, bind_ops(graph, "m"), "m")          # doctest: +SKIP
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..ir import Graph, Node, Value
-from . import lower_cpu
+from ..ops.lowering import Lowered, lower
 from .fusion import EW_OPS, FusionGroup, find_groups
 
 __all__ = ["Placement", "Step", "place"]
@@ -114,8 +115,8 @@ def place(graph: Graph, bound: dict, model: str = "model", fuse: bool = True) ->
             continue
         reason = reasons.get(id(n))
         if reason is None and n.op not in ("MatMul", "Gemm", "Conv") and not n.subgraphs():
-            low = lower_cpu.lower(n, bound[id(n)][1])
-            if isinstance(low, lower_cpu.Lowered):
+            low = lower(n, *bound[id(n)])
+            if isinstance(low, Lowered):
                 outs = [n.outputs[0]] if low.outputs == 1 else list(n.outputs[:low.outputs])
                 steps.append(Step("cpu", low.kernel, [n], low.inputs, outs, low.fn))
                 continue

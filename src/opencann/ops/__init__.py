@@ -1,4 +1,5 @@
-"""The operator library: one definition per op (schema, type/shape inference, NumPy reference).
+"""The operator library: one definition per op (schema, type/shape inference, NumPy reference,
+kernels per backend in `OpDef.kernels`; see `opencann.ops.lowering`).
 
 Importing this package registers every op found in the family packages (math, nn, tensor,
 transformer, cv, control, sequence, ml): a new op file is picked up without editing this file.

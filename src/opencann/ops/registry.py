@@ -17,6 +17,13 @@
   or a tuple of arrays (lists for sequences, None for an empty optional).
 - `since` is the first opset version a definition applies to; where ONNX changed an op's meaning, a
   later `since` adds another definition and lookups pick the newest one not above the model's opset.
+
+An op's kernels for a backend are registered beside it with `defkernel`; they land in
+`OpDef.kernels[backend]` of every version of the op (see `opencann.ops.lowering` for what a `cpu`
+kernel is):
+
+    @defkernel("cpu", "Softmax", "LogSoftmax")
+    def _lower_softmax(node, attrs): ...
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["REQUIRED", "OpDef", "Param", "defop", "lookup", "all_ops", "normalize_domain"]
+__all__ = ["REQUIRED", "OpDef", "Param", "defkernel", "defop", "lookup", "all_ops", "normalize_domain"]
 
 
 class _Required:
@@ -67,7 +74,7 @@ class OpDef:
     infer: Callable
     reference: Callable
     doc: str = ""
-    kernels: dict[str, Any] = field(default_factory=dict)  # backend name -> kernel, filled by backends' op libraries
+    kernels: dict[str, Any] = field(default_factory=dict)  # backend name -> kernel, filled by `defkernel`
     # ops with bodies (Loop, Scan, SequenceMap): (*inputs, **attrs) -> {attr name: [body input types]}
     infer_subgraph_inputs: Callable | None = None
 
@@ -103,6 +110,8 @@ class OpDef:
 
 
 _REGISTRY: dict[tuple[str, str], list[OpDef]] = {}
+# (domain, op) -> {backend: kernel}, kept so that a version defined after its kernel gets it too
+_KERNELS: dict[tuple[str, str], dict[str, Any]] = {}
 
 
 def normalize_domain(domain: str) -> str:
@@ -127,6 +136,7 @@ def defop(name: str, *, inputs: list[str], outputs: list[str], infer: Callable,
             family=family or _family_of(fn.__module__),
             inputs=tuple(Param.parse(s) for s in inputs), outputs=tuple(Param.parse(s) for s in outputs),
             attrs=dict(attrs or {}), infer=infer, reference=fn, doc=inspect.getdoc(fn) or "",
+            kernels=dict(_KERNELS.get((normalize_domain(domain), name), {})),
         )
         versions = _REGISTRY.setdefault((d.domain, name), [])
         if any(v.since == since for v in versions):
@@ -134,6 +144,21 @@ def defop(name: str, *, inputs: list[str], outputs: list[str], infer: Callable,
                              f"(second definition in {fn.__module__})")
         versions.append(d)
         versions.sort(key=lambda v: v.since)
+        return fn
+
+    return register
+
+
+def defkernel(backend: str, *names: str, domain: str = "") -> Callable:
+    """Register the decorated function as the `backend` kernel of ops `names` in `domain`, in every
+    version of each op (also those defined after it, so family modules load in any order)."""
+
+    def register(fn: Callable) -> Callable:
+        for name in names:
+            key = (normalize_domain(domain), name)
+            _KERNELS.setdefault(key, {})[backend] = fn
+            for d in _REGISTRY.get(key, []):
+                d.kernels[backend] = fn
         return fn
 
     return register

@@ -1,0 +1,40 @@
+"""The `cpu` kernel of the tensor family's ScatterND: a lowering of one node to the tile-language
+scatter kernel, registered in the op's `OpDef.kernels["cpu"]` (see `opencann.ops.lowering`).
+
+The kernel module is imported where the lowering launches it, so `import opencann.ops` loads no
+tile kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import Node, TensorType
+from ..lowering import Lowered, const_of, is_f32
+from ..registry import defkernel
+
+__all__: list[str] = []
+
+
+@defkernel("cpu", "ScatterND")
+def _lower_scatter_nd(node: Node, attrs: dict):
+    """ScatterND of float32 data (an embedding gradient: rows added into a table of zeros)."""
+    from .kernels import scatter as scatter_k
+
+    data, indices, updates = node.inputs[:3]
+    bad = [v for v in (data, updates, node.outputs[0]) if not is_f32(v)]
+    if bad:
+        return f"needs float32 data and updates, has {', '.join(repr(v.type) for v in bad)}"
+    reduction = attrs.get("reduction", "none")
+    if reduction not in scatter_k.REDUCTIONS:
+        return f"reduction={reduction!r}"
+    ishape = indices.type.shape if isinstance(indices.type, TensorType) else None
+    if ishape is None or not ishape or not isinstance(ishape[-1], int) or ishape[-1] < 1:
+        return "the index tuples' length is unknown or 0"
+    dc = const_of(data)
+    zeros = dc is not None and not np.any(dc)  # scattering into zeros: no copy of data to make
+
+    def fn(d, idx, upd):
+        out = np.zeros(d.shape, np.float32) if zeros else None
+        return (scatter_k.scatter_nd(d, idx, upd, reduction, out=out),)
+    return Lowered(fn, [data, indices, updates], f"scatter_nd_{reduction}")
