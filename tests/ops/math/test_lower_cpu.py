@@ -1,4 +1,4 @@
-"""Single-node cpu lowerings (`engine/lower_cpu.py`) against the op references."""
+"""The Reduce* ops' cpu kernels (`ops/math/lower_cpu.py`) against the op references."""
 
 import numpy as np
 import pytest
@@ -106,51 +106,3 @@ def test_reductions_that_do_not_fit_say_why():
     assert "non-adjacent" in ex.placement.steps[0].reason
     x = rng.standard_normal((3, 4, 5)).astype(np.float32)
     np.testing.assert_array_equal(ex.run({"x": x})["y"], x.max(axis=(0, 2), keepdims=True))
-
-
-def _scatter_graph(dshape, ishape, reduction, data_const=None, opset=18):
-    g = Graph("scatter", {"": opset})
-    data = g.add_constant("data", data_const) if data_const is not None else \
-        g.add_input("data", TensorType(F32, dshape))
-    idx = g.add_input("idx", TensorType(dtypes.int64, ishape))
-    upd = g.add_input("upd", TensorType(F32, ishape[:-1] + dshape[ishape[-1]:]))
-    attrs = {"reduction": reduction} if opset >= 16 else {}
-    (y,) = g.add_node("ScatterND", [data, idx, upd], ["y"], attrs)
-    g.outputs = [y]
-    infer_graph(g, bind_ops(g, g.name), g.name)
-    return g
-
-
-@pytest.mark.parametrize("reduction", ["none", "add", "mul"])
-@pytest.mark.parametrize("dshape,ishape,zeros", [
-    ((64, 12), (3, 9, 1), True),      # an embedding gradient: repeated rows added into zeros
-    ((64, 12), (3, 9, 1), False),
-    ((5, 4, 6), (7, 2), False),
-    ((5, 4), (6, 2), False),          # single elements
-])
-def test_scatter_nd_runs_the_scatter_kernel(reduction, dshape, ishape, zeros):
-    data = np.zeros(dshape, np.float32) if zeros else rng.standard_normal(dshape).astype(np.float32)
-    g = _scatter_graph(dshape, ishape, reduction, data if zeros else None)
-    k = ishape[-1]
-    feeds = {"idx": np.stack([rng.integers(-d, d, ishape[:-1]) for d in dshape[:k]], axis=-1),
-             "upd": rng.standard_normal(ishape[:-1] + dshape[k:]).astype(np.float32)}
-    if not zeros:
-        feeds["data"] = data
-    ex = CpuExecutor(g, g.name)
-    assert [s.kernel for s in ex.placement.steps] == [f"scatter_nd_{reduction}"]
-    want = Interpreter(g, g.name).run(feeds)["y"]
-    for _ in range(2):  # the zeros are fresh each run
-        np.testing.assert_allclose(ex.run(feeds)["y"], want, rtol=1e-6, atol=1e-6)
-    if not zeros:
-        np.testing.assert_array_equal(feeds["data"], data)  # data itself is not written
-
-
-def test_scatter_nd_that_does_not_fit_runs_its_reference():
-    g = _scatter_graph((6, 3), (4, 1), "max")
-    ex = CpuExecutor(g, g.name)
-    assert ex.placement.steps[0].device == "ref" and "reduction" in ex.placement.steps[0].reason
-    g = _scatter_graph((6, 3), (4, 1), "none", opset=11)
-    feeds = {"data": np.zeros((6, 3), np.float32), "idx": np.array([[7], [0], [1], [2]]),
-             "upd": np.ones((4, 3), np.float32)}
-    with pytest.raises(Exception, match="out of range"):
-        CpuExecutor(g, g.name).run(feeds)
