@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import dtypes
 from ..ir import Graph, Node, TensorType, Value
-from ..ops.lowering import Lowered, const_of, is_f32, lower
+from ..ops.lowering import Lowered, const_of, is_f32, lower, rank
 from ..ops.math.lower_cpu import gemm_call, matmul_plan
 from ..ops.nn.lower_cpu import conv_call, conv_plan
 from .fused_elementwise import MAX_INPUTS, ElementwiseProgram, evaluate_numpy
@@ -70,10 +70,6 @@ class FusionGroup:
         return f"{'+'.join([self.kind, *self.parts])} ({self.lowered.kernel}): {first}{more}"
 
 
-def _rank(v: Value):
-    return None if not isinstance(v.type, TensorType) or v.type.shape is None else len(v.type.shape)
-
-
 def _scalar_const(v: Value | None, out_rank) -> float | None:
     """The value of a float32 single-element constant that cannot change the output's rank."""
     c = const_of(v)
@@ -105,7 +101,7 @@ def is_elementwise(n: Node) -> bool:
 
 def _max_rank(vs: list[Value]):
     """The largest rank among `vs`, None when one is unknown."""
-    ranks = [_rank(v) for v in vs]
+    ranks = [rank(v) for v in vs]
     return None if any(r is None for r in ranks) else max(ranks)
 
 
@@ -121,7 +117,7 @@ def elementwise_program(nodes: list[Node], fixed: dict[int, int] | None = None):
     consts: dict[float, int] = {}
     for n in nodes:
         op, _ = EW_OPS[n.op]
-        out_rank = _rank(n.outputs[0])
+        out_rank = rank(n.outputs[0])
         args = []
         for v in n.inputs:
             if v is None:
@@ -329,7 +325,7 @@ class _Fuser:
         c = const_of(other[0])
         if c is None or not isinstance(n_cols, int) or c.size != n_cols or c.shape[-1] != n_cols:
             return None
-        if c.ndim > (_rank(cur) or 0):
+        if c.ndim > (rank(cur) or 0):
             return None
         return np.ascontiguousarray(c.reshape(-1), np.float32)
 
@@ -349,7 +345,7 @@ class _Fuser:
             ins = [v for v in n.inputs if v is not None]
             if not any(id(v) in vals for v in ins):
                 continue
-            if not all(id(v) in vals or _scalar_const(v, _rank(n.outputs[0])) is not None
+            if not all(id(v) in vals or _scalar_const(v, rank(n.outputs[0])) is not None
                        for v in ins):
                 break
             region.append(n)
@@ -466,7 +462,7 @@ class _Fuser:
         """MatMul(Q, Kᵀ) [-> Mul/Div by a scalar] [-> Add(mask)] -> Softmax(last) -> MatMul(·, V)
         over (B, H, S, D) float32 values, as one attention kernel launch."""
         q, kt = n.inputs
-        if not (is_f32(q) and is_f32(kt) and _rank(q) == 4 and _rank(kt) == 4):
+        if not (is_f32(q) and is_f32(kt) and rank(q) == 4 and rank(kt) == 4):
             return None
         d = q.type.shape[-1]
         if not isinstance(d, int) or d > 256 or d & (d - 1) or kt.type.shape[-2] != d:
@@ -482,7 +478,7 @@ class _Fuser:
                 nxt = self.sole(cur)
         if nxt is not None and nxt.op == "Add" and is_elementwise(nxt):
             other = [v for v in nxt.inputs if v is not cur]
-            if len(other) == 1 and _rank(other[0]) == 4 and \
+            if len(other) == 1 and rank(other[0]) == 4 and \
                     other[0].type.shape[1] == 1 and other[0].type.shape[:1] in (q.type.shape[:1], (1,)):
                 mask = other[0]
                 nodes.append(nxt)
@@ -498,7 +494,7 @@ class _Fuser:
         if nxt is None or nxt.op != "MatMul" or nxt.inputs[0] is not cur:
             return None
         v = nxt.inputs[1]
-        if not is_f32(v) or _rank(v) != 4 or v.type.shape[-1] != d:
+        if not is_f32(v) or rank(v) != 4 or v.type.shape[-1] != d:
             return None
         nodes.append(nxt)
         ins = [q, kt, v] + ([mask] if mask is not None else [])
