@@ -351,7 +351,7 @@ static inline void oc_add12x32(const __m512 *c0, const __m512 *c1, float *C, int
    they fit addressing modes instead of spilling. */
 __attribute__((target("avx512f")))
 static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, float *C, int ldc, int nr,
-                               const float *pf) {
+                               const float *pf, int pfs) {
   /* four base pointers, three rows apart, and the row stride as an index: every broadcast is one
      (base + index * scale) address and nothing spills */
   const float *p0 = a, *p1 = a + (size_t)3 * lda, *p2 = a + (size_t)6 * lda, *p3 = a + (size_t)9 * lda;
@@ -372,7 +372,7 @@ static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, f
     _mm_prefetch((const char *)(pf + 16), _MM_HINT_T0);
     p0++; p1++; p2++; p3++;
     b += 32;
-    pf += 32;
+    pf += pfs;
   }
 #undef OC_ROW
   oc_add12x32(c0, c1, C, ldc, nr);
@@ -382,7 +382,7 @@ static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, f
    12 adjacent floats of each A row (a training graph's X^T @ dY) */
 __attribute__((target("avx512f")))
 static void oc_micro_avx512_12t(int K, const float *a, int lda, const float *b, float *C, int ldc, int nr,
-                                const float *pf) {
+                                const float *pf, int pfs) {
   __m512 c0[12], c1[12];
 #pragma GCC unroll 12
   for (int r = 0; r < 12; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = c0[r]; }
@@ -399,7 +399,7 @@ static void oc_micro_avx512_12t(int K, const float *a, int lda, const float *b, 
     _mm_prefetch((const char *)(pf + 16), _MM_HINT_T0);
     a += lda;
     b += 32;
-    pf += 32;
+    pf += pfs;
   }
   oc_add12x32(c0, c1, C, ldc, nr);
 }
@@ -450,6 +450,12 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
     Ar = t - (size_t)full * K;  /* row r of the copy at Ar + r * K */
     ldr = K;
   }
+  /* The 12-row blocks bring the K x NR floats after this panel into L1 while they work: the
+     next panel, or for B stored as panels the panel's next K slab, which the next dot call
+     reads (weights stream from memory). Each block takes its share (pfs floats per k), so the
+     loads overlap the blocks that find this panel in L1 already. A prefetch never faults. */
+  const size_t pf0 = (size_t)NR * K;
+  const int pfs = OC_MAX(1, NR / OC_MAX(1, M / 12));
   for (int j0 = 0; j0 < N; j0 += NR) {
     const float *bp = Bp + (size_t)(j0 / NR) * NR * K;
     for (int i0 = 0; i0 < M; i0 += MR) {
@@ -459,15 +465,9 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
 #ifdef OC_X86
       if (lvl == 2) {
         if (i0 < full) {
-          const float *pf = i0 == 0 ? bp + (size_t)NR * K : bp;
-          oc_micro_avx512_12t(K, A + i0, (int)lda, bp, c, (int)ldc, nr, pf);
+          oc_micro_avx512_12t(K, A + i0, (int)lda, bp, c, (int)ldc, nr, bp + pf0 + (size_t)(i0 / 12) * pfs * K, pfs);
         } else if (mr == 12) {
-          /* the first row block brings the K x NR floats after this panel into L1 while it
-             works: the next panel, or for B stored as panels the panel's next K slab, which the
-             next dot call reads (weights come from memory; the other row blocks find this
-             panel in L1). A prefetch past the array never faults. */
-          const float *pf = i0 == 0 ? bp + (size_t)NR * K : bp;
-          oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, pf);
+          oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, bp + pf0 + (size_t)(i0 / 12) * pfs * K, pfs);
         } else {  /* a last block of 1-11 rows: at most two 6-row calls */
           oc_micro_avx512(K, ap, (int)ldr, bp, c, (int)ldc, OC_MIN(mr, 6), nr);
           if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * ldr, (int)ldr, bp, c + (size_t)6 * ldc, (int)ldc, mr - 6, nr);
