@@ -191,6 +191,13 @@ def test_panels_compute_what_the_matrix_does(backend, nr):
     np.testing.assert_allclose(got, np.maximum(a @ b + bias, 0), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="trans_b"):
         batched_gemm(a, p, trans_b=True, backend=backend)
+    # a batch of B (Winograd's transformed weights): one panel set per batch entry
+    bb = rng.standard_normal((2, 37, 45)).astype(np.float32)
+    pb = pack_panels(bb, nr)
+    assert pb.shape == (2, 37, 45) and pb.ndim == 3
+    np.testing.assert_array_equal(pb.matrix(), bb)
+    np.testing.assert_allclose(batched_gemm(a, pb, backend=backend, blocks=blocks), a @ bb,
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_dot_reads_blocks_cut_short_in_place():

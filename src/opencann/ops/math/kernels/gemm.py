@@ -64,37 +64,42 @@ class Panels:
         ((2, 2, 2), (2, 3))
     """
 
-    data: np.ndarray  # (P, K, NR) float32, C-contiguous
+    data: np.ndarray  # (P, K, NR) float32, C-contiguous; (batch, P, K, NR) for a batch of B
     n: int
-    ndim = 2  # B's
 
     @property
     def nr(self) -> int:
         return self.data.shape[-1]
 
     @property
+    def ndim(self) -> int:  # B's: 2, or 3 for a batch
+        return self.data.ndim - 1
+
+    @property
     def shape(self) -> tuple:
-        return (self.data.shape[1], self.n)
+        return self.data.shape[:-3] + (self.data.shape[-2], self.n)
 
     def matrix(self) -> np.ndarray:
-        """B as a (K, N) array (a copy)."""
-        p, k, nr = self.data.shape
-        return np.ascontiguousarray(self.data.transpose(1, 0, 2).reshape(k, p * nr)[:, :self.n])
+        """B as a (K, N) array, or (batch, K, N) (a copy)."""
+        *lead, p, k, nr = self.data.shape
+        m = np.swapaxes(self.data, -3, -2).reshape(*lead, k, p * nr)[..., :self.n]
+        return np.ascontiguousarray(m)
 
 
 def pack_panels(b, nr: int | None = None) -> Panels:
-    """B (K, N) as `Panels` of width `nr` (default: this host's `tile.dot_panel_width()`)."""
+    """B (K, N), or a batch (batch, K, N), as `Panels` of width `nr` (default: this host's
+    `tile.dot_panel_width()`)."""
     b = np.asarray(b)
-    if b.ndim != 2:
-        raise ValueError(f"pack_panels needs a (K, N) matrix, got shape {b.shape}")
+    if b.ndim not in (2, 3):
+        raise ValueError(f"pack_panels needs a (K, N) matrix or a batch of them, got shape {b.shape}")
     nr = nr or tile.dot_panel_width()
-    k, n = b.shape
+    *lead, k, n = b.shape
     p = -(-n // nr)
-    data = np.empty((p, k, nr), np.float32)
+    data = np.empty((*lead, p, k, nr), np.float32)
     for j in range(p):  # panel by panel: `b` may be a strided view (a transposed weight), and
-        cols = b[:, j * nr:(j + 1) * nr]  # no whole-size temporary is made
-        data[j, :, :cols.shape[1]] = cols
-        data[j, :, cols.shape[1]:] = 0.0
+        cols = b[..., j * nr:(j + 1) * nr]  # no whole-size temporary is made
+        data[..., j, :, :cols.shape[-1]] = cols
+        data[..., j, :, cols.shape[-1]:] = 0.0
     return Panels(data, n)
 
 
@@ -324,7 +329,7 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
         if trans_b:
             raise ValueError("gemm: Panels are B as (K, N); trans_b does not apply")
         b = panels.data
-        Kb, N = panels.shape
+        Kb, N = panels.shape[-2:]
     else:
         b, trans_b = _as_stored(b, trans_b)
         b = np.ascontiguousarray(b, np.float32)
@@ -335,7 +340,7 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
     if K != Kb:
         raise ValueError(f"gemm: inner dims differ: {a.shape}{'^T' if trans_a else ''} @ "
                          f"{b.shape}{'^T' if trans_b else ''}")
-    b_batched = panels is None and b.ndim == 3
+    b_batched = b.ndim == (4 if panels is not None else 3)
     batch = max(a.shape[0] if a.ndim == 3 else 1, b.shape[0] if b_batched else 1)
     out_shape = (batch, M, N) if (a.ndim == 3 or b_batched) else (M, N)
     if out is not None:
@@ -381,16 +386,17 @@ def gemm_launch(a, b, c, bias, res, M, N, K, batch=1, a_batched=False, b_batched
                 res_activation=None, blocks=None, b_panels=0, c_trans=False):
     """(grid, args, meta) of the `gemm_kernel` launch for C-contiguous operands: a (batch?, M, K)
     or its (K, M) transpose, b (batch?, K, N) or (N, K) or, with `b_panels` = NR, the data of
-    `Panels` (P, K, NR) (not batched), c (batch?, M, N); `has_bias` 1 for a bias per column, 2 per row;
+    `Panels` (batch?, P, K, NR), c (batch?, M, N); `has_bias` 1 for a bias per column, 2 per row;
     `*_batched` whether an operand has the batch dim; `c_trans`: c (and res) hold the result
     transposed, (batch?, N, M). `batched_gemm` launches it; `prepare_gemm` keeps it."""
     bm, bn, bk = blocks or _blocks(M, N, K, bn=b_panels or None)
     if b_panels and bn != b_panels:
         raise ValueError(f"gemm: B as panels of {b_panels} needs BN={b_panels}, got {bn}")
+    b_batch = K * (-(-N // b_panels) * b_panels if b_panels else N)  # one B's floats
     grid = (-(-M // bm), -(-N // bn), batch)
     args = (a, b, c, bias, res, M, N, K, *((1, M) if trans_a else (K, 1)),
             *((1, K) if trans_b else (N, 1)), *(((1, M) if c_trans else (N, 1)) * 2),
-            M * K if a_batched else 0, K * N if b_batched else 0, M * N,
+            M * K if a_batched else 0, b_batch if b_batched else 0, M * N,
             M * N if res_batched else 0)
     meta = {"BM": bm, "BN": bn, "BK": bk, "HAS_BIAS": has_bias, "ACT": activation,
             "HAS_RES": res is not None, "TRANS_A": bool(trans_a), "TRANS_B": bool(trans_b),

@@ -200,10 +200,12 @@ def winograd_conv3x3(x, u, m: int, bias=None, padding=(1, 1), activation=None, r
 class WinogradPlan:
     """The three launches of a Winograd convolution of an (n, c, h, w) input into `cout`
     channels, resolved once: `run = WinogradPlan(...)`, then `run(x, u, bias, residual, out)` with
-    C-contiguous float32 arrays (bias and residual None when not given at preparation)."""
+    C-contiguous float32 arrays (bias and residual None when not given at preparation). With
+    `u_panels` = NR, `u` is `pack_panels(transform_weights(...)).data`: the transformed weights
+    stored once as GEMM panels (what `Conv2d` keeps)."""
 
     def __init__(self, n, c, h, w, cout, m, padding=(1, 1), has_bias=False, activation=None,
-                 has_res=False, res_activation=None, backend="cpu"):
+                 has_res=False, res_activation=None, backend="cpu", u_panels=0):
         if m not in TRANSFORMS:
             raise ValueError(f"winograd: tile size m must be one of {sorted(TRANSFORMS)}, got {m}")
         for act in (activation, res_activation):
@@ -224,7 +226,8 @@ class WinogradPlan:
         bc = min(64, max(8, 1 << (c - 1).bit_length()))
         self.inp = wino_input_kernel.prepare((th, -(-c // bc), n), d, d, c, h, w, th, tw, t, ph,
                                              pw, M=m, BC=bc, backend=backend)
-        self.gemm = prepare_gemm(t, cout, c, alpha * alpha, True, True, backend=backend)
+        self.gemm = prepare_gemm(t, cout, c, alpha * alpha, True, True, backend=backend,
+                                 b_panels=u_panels)
         bo = min(64, max(8, 1 << (cout - 1).bit_length()))
         self.outp = wino_output_kernel.prepare(
             (th, -(-cout // bo), n), d, d, d if has_bias else None, d if has_res else None, cout,
