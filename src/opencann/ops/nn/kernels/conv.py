@@ -15,21 +15,20 @@ import numpy as np
 
 from opencann import tile
 from opencann.ops.math.kernels.gemm import batched_gemm, choose_impl, pack_panels, prepare_gemm
+from opencann.ops.tensor.kernels.transpose import transpose_kernel
 from opencann.runtime.host import release_file_pages
 
 from . import winograd
 
-__all__ = ["ALGOS", "Conv2d", "choose_algo", "conv2d", "im2col", "im2col_kernel"]
+__all__ = ["ALGOS", "Conv2d", "choose_algo", "conv2d", "im2col", "im2col_kernel", "im2row_kernel"]
 
 
 @tile.kernel(do_not_specialize=("C", "H", "W", "OH", "OW", "PH", "PW", "c0", "K"))
 def im2col_kernel(x, cols, C, H, W, OH, OW, SH, SW, PH, PW, DH, DW, c0, K,
-                  KH: tile.constexpr, KW: tile.constexpr, BLOCK: tile.constexpr,
-                  ROWS: tile.constexpr = False):
+                  KH: tile.constexpr, KW: tile.constexpr, BLOCK: tile.constexpr):
     """Row r = (c, kh, kw) of image img's tap matrix, output row by output row, BLOCK output
     columns at a time: no division per element, unit-stride loads when the stride is 1, and few
-    programs (one per tap row) to schedule. With ROWS the matrix is written transposed, a row
-    of K taps per output pixel (small outputs: see `Conv2d`)."""
+    programs (one per tap row) to schedule."""
     r = tile.program_id(0)  # row of the tap matrix: (c, kh, kw)
     img = tile.program_id(1)
     c = r // (KH * KW)
@@ -44,10 +43,31 @@ def im2col_kernel(x, cols, C, H, W, OH, OW, SH, SW, PH, PW, DH, DW, c0, K,
         for oh in range(0, OH):
             ih = oh * SH - PH + kh * DH
             v = tile.load(src + ih * W + iw, mask=cols_ok & (ih >= 0) & (ih < H), other=0.0)
-            if ROWS:
-                tile.store(cols + (img * OH * OW + oh * OW + ow) * K + r, v, mask=ow < OW)
-            else:
-                tile.store(dst + oh * OW + ow, v, mask=ow < OW)
+            tile.store(dst + oh * OW + ow, v, mask=ow < OW)
+
+
+@tile.kernel(do_not_specialize=("C", "H", "W", "OH", "OW", "PH", "PW"))
+def im2row_kernel(x, rows, C, H, W, OH, OW, PH, PW, SH: tile.constexpr, SW: tile.constexpr,
+                  DH: tile.constexpr, DW: tile.constexpr, KH: tile.constexpr, KW: tile.constexpr,
+                  BC: tile.constexpr):
+    """Row p = (oh, ow) of image img's transposed tap matrix, from an NHWC input: for each
+    window tap (kh, kw) the C channels of the pixel under it (zeros over the padding), so the
+    row holds KH*KW*C floats in (kh, kw, c) order and every copy is contiguous."""
+    p = tile.program_id(0)
+    img = tile.program_id(1)
+    oh = p // OW
+    ow = p % OW
+    for kh in tile.static_range(KH):
+        ih = oh * SH - PH + kh * DH
+        for kw in tile.static_range(KW):
+            iw = ow * SW - PW + kw * DW
+            inside = (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+            for c0 in range(0, C, BC):
+                c = c0 + tile.arange(0, BC)
+                v = tile.load(x + ((img * H + ih) * W + iw) * C + c, mask=(c < C) & inside,
+                              other=0.0)
+                tile.store(rows + (img * OH * OW + p) * (KH * KW * C) + (kh * KW + kw) * C + c,
+                           v, mask=c < C)
 
 
 def _pair(v):
@@ -62,17 +82,15 @@ def im2col(x, c0, cg, kh, kw, stride, padding, dilation, oh, ow, backend="cpu"):
     return cols
 
 
-def prepare_im2col(x_shape, c0, cg, kh, kw, stride, padding, dilation, oh, ow, backend="cpu",
-                   rows=False):
-    """The `im2col` launch for an input of `x_shape`, prepared: call it with (x, cols); cols is
-    (N, cg*kh*kw, oh*ow), or its transpose (N, oh*ow, cg*kh*kw) with `rows`."""
+def prepare_im2col(x_shape, c0, cg, kh, kw, stride, padding, dilation, oh, ow, backend="cpu"):
+    """The `im2col` launch for an input of `x_shape`, prepared: call it with (x, cols)."""
     n, c, h, w = x_shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     k = cg * kh * kw
     block = min(1024, max(16, 1 << (ow - 1).bit_length()))
     d = np.empty(1, np.float32)
     return im2col_kernel.prepare((k, n), d, d, c, h, w, oh, ow, sh, sw, ph, pw, dh, dw, c0, k,
-                                 KH=kh, KW=kw, BLOCK=block, ROWS=rows, backend=backend)
+                                 KH=kh, KW=kw, BLOCK=block, backend=backend)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, activation=None,
@@ -249,26 +267,32 @@ class Conv2d:
 
 
     def weight_panels(self):
-        """The weights as the GEMM's constant right operand, (C*KH*KW, Cout) packed into panels
-        once (see `_plan_rows`)."""
+        """The weights as the GEMM's constant right operand, (KH*KW*C, Cout) in the tap order of
+        `im2row_kernel`, packed into panels once (see `_plan_rows`)."""
         if self._panels is None:
             cout = self.weight.shape[0]
-            self._panels = pack_panels(self.weight.reshape(cout, -1).T)
+            self._panels = pack_panels(self.weight.transpose(2, 3, 1, 0).reshape(-1, cout))
             release_file_pages(self.weight)  # weights mapped from a file: read again if needed
         return self._panels
 
     def _plan_rows(self, n, c, h, w, oh, ow, has_res):
-        """The transposed im2col form for small outputs (a ResNet's 7x7 and 14x14 layers): per
-        image out^T (P, Cout) = taps^T (P, K) @ W^T (K, Cout), the tap matrix written a row per
-        output pixel and the weights as panels. With Cout rows and only P columns, the plain form
-        read the weights (up to 9.4 MB a layer) a few strided rows at a time for a handful of
-        columns; as panels they stream contiguously, and the result is stored straight into
-        NCHW (`c_trans`)."""
+        """The transposed im2col form for small outputs (a ResNet's 7x7 layers): per image
+        out^T (P, Cout) = taps^T (P, K) @ W^T (K, Cout), the tap matrix written a row per output
+        pixel and the weights as panels. With Cout rows and only P columns, the plain form read
+        the weights (up to 9.4 MB a layer) a few strided rows at a time for a handful of columns;
+        as panels they stream contiguously, and the result is stored straight into NCHW
+        (`c_trans`). The rows are copied from the input made NHWC first, channels contiguous
+        (writing them tap by tap from NCHW scattered every element)."""
         cout, cg, kh, kw = self.weight.shape
         k, p = cg * kh * kw, oh * ow
         panels = self.weight_panels()
-        taps = prepare_im2col((n, c, h, w), 0, c, kh, kw, self.stride, self.padding,
-                              self.dilation, oh, ow, self.backend, rows=True)
+        d = np.empty(1, np.float32)
+        to_nhwc = transpose_kernel.prepare((-(-c // 32), -(-(h * w) // 32), n), d, d, c, h * w,
+                                           BM=32, BN=32, backend=self.backend)
+        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
+        bc = min(512, max(16, 1 << (c - 1).bit_length()))
+        taps = im2row_kernel.prepare((p, n), d, d, c, h, w, oh, ow, ph, pw, SH=sh, SW=sw, DH=dh,
+                                     DW=dw, KH=kh, KW=kw, BC=bc, backend=self.backend)
         has_bias = self.bias is not None
         gemm = prepare_gemm(p, cout, k, n, True, False, has_res, has_bias=1 if has_bias else 0,
                             activation=self.activation, residual=has_res,
@@ -277,8 +301,10 @@ class Conv2d:
         extra = [self.bias] if has_bias else []
 
         def run(x, r, out):
+            nhwc = np.empty((n, h * w, c), np.float32)
+            to_nhwc(x, nhwc)
             rows = np.empty((n, p, k), np.float32)
-            taps(x, rows)
+            taps(nhwc, rows)
             gemm(rows, panels.data, out, *extra, *([r] if r is not None else []))
         return run
 
