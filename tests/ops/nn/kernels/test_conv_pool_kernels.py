@@ -92,20 +92,25 @@ def test_big_window_is_swept_by_loops():
 
 @pytest.mark.parametrize("backend", ["ref", "cpu"])
 def test_small_outputs_take_the_transposed_form(backend):
-    """Outputs of few pixels (a ResNet's 7x7 layers) run as taps^T @ W^T with the weights as
-    panels and the result stored straight into NCHW: bias, activation, residual and a batch of
-    two give what the plain im2col form gives."""
+    """Convolutions of enough channels run as taps^T @ W^T (tap rows copied from the input made
+    NHWC, the weights as panels, the result stored straight into NCHW): bias, activation,
+    residual, stride, padding and a batch of two give the direct sum; few channels stay on
+    im2col."""
     from opencann.ops.nn.kernels import conv as conv_k
 
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((2, 5, 9, 9)).astype(np.float32)
-    wt = rng.standard_normal((40, 5, 3, 3)).astype(np.float32)
+    c = conv_k.ROWS_MIN_CHANNELS + 3
+    x = rng.standard_normal((2, c, 9, 8)).astype(np.float32)
+    wt = rng.standard_normal((40, c, 3, 3)).astype(np.float32)
     b = rng.standard_normal(40).astype(np.float32)
-    res = rng.standard_normal((2, 40, 5, 5)).astype(np.float32)
+    res = rng.standard_normal((2, 40, 5, 4)).astype(np.float32)
     conv = conv_k.Conv2d(wt, b, 2, 1, activation="relu", res_activation="relu", algo="im2col",
                          backend=backend)
-    assert 5 * 5 <= conv_k.ROWS_MAX_PIXELS
     got = conv(x, res)
     assert conv._panels is not None  # the transposed form ran
     want = np.maximum(np.maximum(conv_ref(x, wt, b, 2, 1, 1, 1), 0) + res, 0)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    few = conv_k.Conv2d(wt[:, :3], None, 1, 1, algo="im2col", backend=backend)
+    np.testing.assert_allclose(few(x[:, :3]), conv_ref(x[:, :3], wt[:, :3], None, 1, 1, 1, 1),
+                               rtol=1e-4, atol=1e-4)
+    assert few._panels is None
