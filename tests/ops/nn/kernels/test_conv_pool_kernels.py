@@ -92,14 +92,14 @@ def test_big_window_is_swept_by_loops():
 
 @pytest.mark.parametrize("backend", ["ref", "cpu"])
 def test_small_outputs_take_the_transposed_form(backend):
-    """Convolutions of enough channels run as taps^T @ W^T (tap rows copied from the input made
-    NHWC, the weights as panels, the result stored straight into NCHW): bias, activation,
-    residual, stride, padding and a batch of two give the direct sum; few channels stay on
-    im2col."""
+    """Convolutions with a window of more than one tap run as taps^T @ W^T (tap rows copied from
+    the input made NHWC, the weights as panels, the result stored straight into NCHW): bias,
+    activation, residual, stride, padding, dilation, few channels and a batch of two give the
+    direct sum."""
     from opencann.ops.nn.kernels import conv as conv_k
 
     rng = np.random.default_rng(3)
-    c = conv_k.ROWS_MIN_CHANNELS + 3
+    c = 19
     x = rng.standard_normal((2, c, 9, 8)).astype(np.float32)
     wt = rng.standard_normal((40, c, 3, 3)).astype(np.float32)
     b = rng.standard_normal(40).astype(np.float32)
@@ -110,7 +110,9 @@ def test_small_outputs_take_the_transposed_form(backend):
     assert conv._panels is not None  # the transposed form ran
     want = np.maximum(np.maximum(conv_ref(x, wt, b, 2, 1, 1, 1), 0) + res, 0)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-    few = conv_k.Conv2d(wt[:, :3], None, 1, 1, algo="im2col", backend=backend)
-    np.testing.assert_allclose(few(x[:, :3]), conv_ref(x[:, :3], wt[:, :3], None, 1, 1, 1, 1),
-                               rtol=1e-4, atol=1e-4)
-    assert few._panels is None
+    for cin, dil in ((3, 1), (3, 2)):  # spans of KW*C floats per window row; dilated: per tap
+        few = conv_k.Conv2d(wt[:, :cin], None, 1, dil, dil, algo="im2col", backend=backend)
+        np.testing.assert_allclose(few(x[:, :cin]),
+                                   conv_ref(x[:, :cin], wt[:, :cin], None, 1, dil, dil, 1),
+                                   rtol=1e-4, atol=1e-4)
+        assert few._panels is not None

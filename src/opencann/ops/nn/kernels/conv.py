@@ -50,24 +50,35 @@ def im2col_kernel(x, cols, C, H, W, OH, OW, SH, SW, PH, PW, DH, DW, c0, K,
 def im2row_kernel(x, rows, C, H, W, OH, OW, PH, PW, SH: tile.constexpr, SW: tile.constexpr,
                   DH: tile.constexpr, DW: tile.constexpr, KH: tile.constexpr, KW: tile.constexpr,
                   BC: tile.constexpr):
-    """Row p = (oh, ow) of image img's transposed tap matrix, from an NHWC input: for each
-    window tap (kh, kw) the C channels of the pixel under it (zeros over the padding), so the
-    row holds KH*KW*C floats in (kh, kw, c) order and every copy is contiguous."""
-    p = tile.program_id(0)
+    """Output row oh of image img's transposed tap matrix, from an NHWC input: a row per output
+    pixel holding KH*KW*C floats in (kh, kw, c) order, zeros over the padding. Undilated, the KW
+    taps of one window row are KW adjacent pixels, so each (pixel, kh) is one contiguous span of
+    KW*C floats (the 7 taps x 3 channels of a ResNet stem: one copy of 21, not 7 of 3)."""
+    oh = tile.program_id(0)
     img = tile.program_id(1)
-    oh = p // OW
-    ow = p % OW
-    for kh in tile.static_range(KH):
-        ih = oh * SH - PH + kh * DH
-        for kw in tile.static_range(KW):
-            iw = ow * SW - PW + kw * DW
-            inside = (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-            for c0 in range(0, C, BC):
-                c = c0 + tile.arange(0, BC)
-                v = tile.load(x + ((img * H + ih) * W + iw) * C + c, mask=(c < C) & inside,
-                              other=0.0)
-                tile.store(rows + (img * OH * OW + p) * (KH * KW * C) + (kh * KW + kw) * C + c,
-                           v, mask=c < C)
+    K = KH * KW * C
+    for ow in range(0, OW):
+        dst = rows + (img * OH * OW + oh * OW + ow) * K
+        iw0 = ow * SW - PW
+        for kh in tile.static_range(KH):
+            ih = oh * SH - PH + kh * DH
+            row_in = (ih >= 0) & (ih < H)
+            src = x + ((img * H + ih) * W) * C
+            if DW == 1:
+                for j0 in range(0, KW * C, BC):
+                    j = j0 + tile.arange(0, BC)
+                    e = iw0 * C + j  # element of the input row (its pixels' channels, in a row)
+                    v = tile.load(src + e, mask=(j < KW * C) & row_in & (e >= 0) & (e < W * C),
+                                  other=0.0)
+                    tile.store(dst + kh * KW * C + j, v, mask=j < KW * C)
+            else:
+                for kw in tile.static_range(KW):
+                    iw = iw0 + kw * DW
+                    inside = row_in & (iw >= 0) & (iw < W)
+                    for c0 in range(0, C, BC):
+                        c = c0 + tile.arange(0, BC)
+                        v = tile.load(src + iw * C + c, mask=(c < C) & inside, other=0.0)
+                        tile.store(dst + (kh * KW + kw) * C + c, v, mask=c < C)
 
 
 def _pair(v):
@@ -111,11 +122,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, acti
 
 ALGOS = ("auto", "im2col", "winograd2", "winograd4")
 
-# Convolutions with a window of more than one tap and at least this many input channels take the
-# transposed form (`_plan_rows`). Measured on ResNet-18's layers at batch 1 (2 threads): the 7x7
-# layers 1.39 -> 0.91 ms, a 28x28 stride-2 layer 0.70 -> 0.61, 56x56 stride 1 1.54 -> 1.46;
-# the stem (3 channels: copies of 3 floats per tap) 2.07 -> 3.36, so it stays on im2col.
-ROWS_MIN_CHANNELS = 16
 
 
 def choose_algo(weight_shape, out_hw, stride=(1, 1), dilation=(1, 1), groups=1) -> str:
@@ -244,7 +250,10 @@ class Conv2d:
             residual=has_res, res_activation=self.res_activation) == "library"
         if self.groups > 1 or lib:
             return shape, self._run_groups
-        if kh * kw > 1 and cg >= ROWS_MIN_CHANNELS:
+        # a window of more than one tap takes the transposed form; measured on ResNet-18's
+        # layers at batch 1 (2 threads): the 7x7 layers 1.39 -> 0.91 ms, 14x14 stride 2 0.70 ->
+        # 0.50, the 7x7 stride-2 stem 2.06 -> 1.81; 1x1 convolutions were as fast as they were
+        if kh * kw > 1:
             return shape, self._plan_rows(n, c, h, w, oh, ow, has_res)
         direct = kh == kw == 1 and self.stride == (1, 1) and self.padding == (0, 0)
         cols_shape = (n, k, p)
@@ -291,8 +300,9 @@ class Conv2d:
         to_nhwc = transpose_kernel.prepare((-(-c // 32), -(-(h * w) // 32), n), d, d, c, h * w,
                                            BM=32, BN=32, backend=self.backend)
         (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
-        bc = min(512, max(16, 1 << (c - 1).bit_length()))
-        taps = im2row_kernel.prepare((p, n), d, d, c, h, w, oh, ow, ph, pw, SH=sh, SW=sw, DH=dh,
+        span = kw * c if dw == 1 else c
+        bc = min(512, max(16, 1 << (span - 1).bit_length()))
+        taps = im2row_kernel.prepare((oh, n), d, d, c, h, w, oh, ow, ph, pw, SH=sh, SW=sw, DH=dh,
                                      DW=dw, KH=kh, KW=kw, BC=bc, backend=self.backend)
         has_bias = self.bias is not None
         gemm = prepare_gemm(p, cout, k, n, True, False, has_res, has_bias=1 if has_bias else 0,
