@@ -20,6 +20,8 @@ PRELUDE = r"""
 #define OC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define OC_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define OC_CLAMP(x, lo, hi) OC_MIN(OC_MAX((x), (lo)), (hi))
+/* floor(a / b) for b > 0, whatever a's sign (C's / truncates toward zero) */
+#define OC_FLOORDIV(a, b) (((a) >= 0) ? (a) / (b) : -((-(a) + (b) - 1) / (b)))
 
 /* max, min and select as functions: their arguments are always evaluated, so loads inside them
    are unconditional and the loops that use them vectorize (a ?: on loads would not) */

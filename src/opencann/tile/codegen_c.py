@@ -79,6 +79,24 @@ def s_sub(a, b):
     return s_add(a, s_neg(b))
 
 
+def s_floordiv(a, k: int):
+    """floor(a / k) for an int k > 0, folded when a is known."""
+    if k == 1:
+        return a
+    if isinstance(a, int):
+        return a // k
+    return f"OC_FLOORDIV({a}, {k})"
+
+
+def s_ceildiv(a, k: int):
+    """ceil(a / k) for an int k > 0, folded when a is known."""
+    if k == 1:
+        return a
+    if isinstance(a, int):
+        return -(-a // k)
+    return f"(-OC_FLOORDIV(-({a}), {k}))"
+
+
 def s_mul(a, b):
     """a * b, folded when both are known (0 and 1 simplify)."""
     if isinstance(a, int) and isinstance(b, int):
@@ -581,28 +599,31 @@ class _Gen:
         if a is None or b is None:
             return None
 
-        def single(f):
+        def single(f):  # (dim, coefficient) of an index tile k * i[d] + s, k a positive int
             nz = [(d, c) for d, c in enumerate(f[1]) if not _is0(c)]
-            return nz[0][0] if len(nz) == 1 and nz[0][1] == 1 else None
+            ok = len(nz) == 1 and isinstance(nz[0][1], int) and nz[0][1] > 0
+            return nz[0] if ok else None
 
         def uniform(f):
             return all(_is0(c) for c in f[1])
 
         op = v.op
         if single(a) is not None and uniform(b):
-            d, s, u = single(a), a[0], b[0]
+            (d, k), s, u = single(a), a[0], b[0]
         elif single(b) is not None and uniform(a):
-            d, s, u, op = single(b), b[0], a[0], _FLIP[op]
+            (d, k), s, u, op = single(b), b[0], a[0], _FLIP[op]
         else:
             return None
+        # k*i + s <op> u, i.e. k*i <op> lim: a bound on i (strided indices, e.g. a stride-2
+        # window's taps, become loop bounds too instead of a test per element)
         lim = s_sub(u, s)
         if op == "lt":
-            return d, "hi", lim
+            return d, "hi", s_ceildiv(lim, k)
         if op == "le":
-            return d, "hi", s_add(lim, 1)
+            return d, "hi", s_add(s_floordiv(lim, k), 1)
         if op == "gt":
-            return d, "lo", s_add(lim, 1)
-        return d, "lo", lim
+            return d, "lo", s_add(s_floordiv(lim, k), 1)
+        return d, "lo", s_ceildiv(lim, k)
 
     def bounds(self, shape, lo_l, hi_l):
         """Declare clamped loop bounds; returns (lo, hi, whether the region may be partial)."""
