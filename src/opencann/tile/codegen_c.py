@@ -196,14 +196,15 @@ class _Gen:
             stride *= shape[d]
         return " + ".join(reversed(terms)) or "0"
 
-    def loops(self, shape, body, lo=None, hi=None):
-        """Emit a loop nest over `shape` (or [lo, hi) per dim); body(idx) emits the inner lines."""
+    def loops(self, shape, body, lo=None, hi=None, order=None):
+        """Emit a loop nest over `shape` (or [lo, hi) per dim), dims in `order` (outermost first;
+        default 0, 1, ...); body(idx) emits the inner lines."""
         n = len(shape)
         idx = [f"i{d}" for d in range(n)]
-        for d in range(n):
+        for k, d in enumerate(order or range(n)):
             a = 0 if lo is None else lo[d]
             b = shape[d] if hi is None else hi[d]
-            if d == n - 1:
+            if k == n - 1:
                 self.line("#pragma GCC ivdep")
             self.line(f"for (int64_t i{d} = {a}; i{d} < {b}; i{d}++) {{")
             self.ind += 1
@@ -798,7 +799,13 @@ class _Gen:
             st = f"{base}[{self.ptr_off(p, idx)}] = {self.store_conv(d, self.elem(val, self.bidx(val, idx)))};"
             self.line(f"if ({self.cond(residual, idx)}) {st}" if residual else st)
 
-        self.loops(shape, body, lo, hi)
+        # a 2-d store whose memory runs along dim 0 (a transposed result, e.g. a GEMM writing
+        # C^T) sweeps dim 0 innermost: contiguous writes instead of one cache line per element
+        order = None
+        aff = self.affine(p)
+        if len(shape) == 2 and aff is not None and aff[1][0] == 1 and aff[1][1] != 1:
+            order = (1, 0)
+        self.loops(shape, body, lo, hi, order)
 
     def emit_reduce(self, v: Value):
         kind, axis = v.arg
