@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .registry import REQUIRED, OpDef, all_ops, defop, lookup
+from .registry import REQUIRED, OpDef, all_ops, defkernel, defop, lookup
 from .single import UnknownOpError, cache_clear, cache_info, cache_size, call, op_function, op_names
 
 FAMILIES = ("math", "nn", "tensor", "transformer", "cv", "control", "sequence", "ml")
@@ -50,4 +50,4 @@ def __dir__():
 
 
 __all__ = ["REQUIRED", "OpDef", "FAMILIES", "UnknownOpError", "all_ops", "cache_clear", "cache_info", "cache_size",
-           "call", "defop", "lookup", "op_function", "op_names"]
+           "call", "defkernel", "defop", "lookup", "op_function", "op_names"]
