@@ -35,7 +35,7 @@ from .. import dtypes
 from ..ir import Node, TensorType, Value
 from .registry import OpDef
 
-__all__ = ["Checked", "Lowered", "const_of", "f32_all", "is_f32", "lower", "rank"]
+__all__ = ["Checked", "Lowered", "const_of", "f32_all", "f32_ranked", "is_f32", "lower", "rank"]
 
 
 @dataclass
@@ -70,6 +70,18 @@ def const_of(v: Value | None):
 
 def rank(v: Value) -> int | None:
     return None if not isinstance(v.type, TensorType) or v.type.shape is None else len(v.type.shape)
+
+
+def f32_ranked(node: Node, n_in: int | None = None) -> tuple[int, None] | tuple[None, str]:
+    """(rank of the first input, None) when the node's operands are float32 and that rank is
+    known and not 0, else (None, why not)."""
+    bad = f32_all(node, n_in)
+    if bad:
+        return None, bad
+    r = rank(node.inputs[0])
+    if r is None or r == 0:
+        return None, "rank unknown"
+    return r, None
 
 
 def f32_all(node: Node, n_in: int | None = None) -> str | None:

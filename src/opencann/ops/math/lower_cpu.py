@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...ir import Node, Value
-from ..lowering import Checked, Lowered, const_of, f32_all, is_f32, rank
+from ..lowering import Checked, Lowered, const_of, f32_all, f32_ranked, is_f32, rank
 from ..registry import defkernel
 
 __all__ = ["MatMulPlan", "gemm_call", "matmul_plan"]
@@ -262,12 +262,9 @@ _REDUCE_EMPTY = {"sum": 0.0, "mean": np.nan, "max": -np.inf, "min": np.inf, "log
 def _lower_reduce(node: Node, attrs: dict):
     from .kernels import reduce as reduce_k
 
-    bad = f32_all(node, 1)
+    r, bad = f32_ranked(node, 1)
     if bad:
         return bad
-    r = rank(node.inputs[0])
-    if r is None or r == 0:
-        return "rank unknown"
     axes = attrs.get("axes")
     if len(node.inputs) > 1 and node.inputs[1] is not None:
         axes = const_of(node.inputs[1])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import Node, TensorType
-from ..lowering import Checked, Lowered, const_of, f32_all, is_f32, rank
+from ..lowering import Checked, Lowered, const_of, f32_all, f32_ranked, is_f32, rank
 from ..registry import defkernel
 
 __all__ = ["conv_call", "conv_plan"]
@@ -141,12 +141,9 @@ def _lower_global_avg(node: Node, attrs: dict):
 def _lower_softmax(node: Node, attrs: dict):
     from .kernels import softmax as softmax_k
 
-    bad = f32_all(node, 1)
+    r, bad = f32_ranked(node, 1)
     if bad:
         return bad
-    r = rank(node.inputs[0])
-    if r is None or r == 0:
-        return "rank unknown"
     axis = int(attrs.get("axis", -1))
     if axis % r != r - 1:
         return f"axis={axis} is not the last"
@@ -164,12 +161,9 @@ def _lower_layernorm(node: Node, attrs: dict):
     from ...tile.kernel import Prepared
     from .kernels import normalization as norm_k
 
-    bad = f32_all(node, 3)
+    r, bad = f32_ranked(node, 3)
     if bad:
         return bad
-    r = rank(node.inputs[0])
-    if r is None or r == 0:
-        return "rank unknown"
     if int(attrs.get("axis", -1)) % r != r - 1:
         return f"axis={attrs.get('axis')} normalizes more than the last dim"
     w, b = node.inputs[1], node.inputs[2] if len(node.inputs) > 2 else None
