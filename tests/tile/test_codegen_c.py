@@ -1,6 +1,6 @@
-"""Masks on strided indices (k * i + s against a bound, k > 1) become loop bounds in the C code
-instead of a test per element; compiled and interpreted kernels agree at every offset, negative
-ones included."""
+"""The C code generator and its runtime: masks on strided indices (k * i + s against a bound,
+k > 1) become loop bounds instead of a test per element, compiled and interpreted kernels agreeing
+at every offset, negative ones included; the panel width `dot` packs B to follows the ISA."""
 
 import numpy as np
 import pytest
@@ -36,3 +36,18 @@ def test_strided_mask_bounds(k, off):
     np.testing.assert_array_equal(got["cpu"], got["ref"])
     src = gather_stride.c_source(x, np.zeros(16, np.float32), 20, off, 16, K=k, BLOCK=16)
     assert "OC_FLOORDIV" in src  # the bounds, not a test per element
+
+
+def test_dot_panel_width_follows_the_isa(monkeypatch):
+    """The panel width weights are packed to is the one the C side picks, narrowed by
+    OPENCANN_CPU_ISA like it (a wrong guess would cost packing, never correctness)."""
+    from opencann.backends.cpu.compiler import simd_flags
+
+    monkeypatch.delenv("OPENCANN_CPU_ISA", raising=False)
+    flags = simd_flags()
+    want = 32 if {"avx512f", "avx2", "fma"} <= flags else 16 if {"avx2", "fma"} <= flags else 8
+    assert tile.dot_panel_width() == want
+    monkeypatch.setenv("OPENCANN_CPU_ISA", "avx2")
+    assert tile.dot_panel_width() == min(want, 16)
+    monkeypatch.setenv("OPENCANN_CPU_ISA", "generic")
+    assert tile.dot_panel_width() == 8
