@@ -466,10 +466,11 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
       int mr = OC_MIN(MR, M - i0), nr = OC_MIN(NR, N - j0);
 #ifdef OC_X86
       if (lvl == 2) {
+        const float *pf = bp + pf0 + (size_t)(i0 / 12) * pfs * K;
         if (i0 < full) {
-          oc_micro_avx512_12t(K, A + i0, (int)lda, bp, c, (int)ldc, nr, bp + pf0 + (size_t)(i0 / 12) * pfs * K, pfs);
+          oc_micro_avx512_12t(K, A + i0, (int)lda, bp, c, (int)ldc, nr, pf, pfs);
         } else if (mr == 12) {
-          oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, bp + pf0 + (size_t)(i0 / 12) * pfs * K, pfs);
+          oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, pf, pfs);
         } else {  /* a last block of 1-11 rows: at most two 6-row calls */
           oc_micro_avx512(K, ap, (int)ldr, bp, c, (int)ldc, OC_MIN(mr, 6), nr);
           if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * ldr, (int)ldr, bp, c + (size_t)6 * ldc, (int)ldc, mr - 6, nr);

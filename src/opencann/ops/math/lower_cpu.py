@@ -116,13 +116,12 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
                 os.environ.get("OPENCANN_GEMM_IMPL", "tile") == "tile":
             panels = gemm_k.pack_panels(bconst)
             release_file_pages(bconst)
-            bconst = panels  # only its shape is read from here on
+            bconst = panels  # from here on B is its panels
         else:
             own = np.ascontiguousarray(bconst, np.float32)
             if not np.shares_memory(own, bconst):
                 release_file_pages(bconst)
             bconst = own
-    bmat = bconst
 
     def fn(*args):
         a = args[0]
@@ -130,7 +129,7 @@ def gemm_call(plan: MatMulPlan, activation=None, residual: bool = False, bias=No
         if has_b:
             b, i = args[1], 2
         else:
-            b = bmat
+            b = bconst
         c = res = None
         if has_c:
             c, i = args[i], i + 1

@@ -172,10 +172,11 @@ def _blocks(M, N, K, bn=None):
     BM is a multiple of the 6-row micro-kernel: all of M up to 132 rows (splitting M would load
     and pack every B tile once per row block), else the size up to 264 trading rows wasted on
     padding against per-block overhead (each row block packs B again: 1024x1536x384 went from
-    269 to 306 GFLOP/s when blocks of 114 rows became blocks of 258). BN splits the columns among the threads instead: the largest of
-    192, 128, 96, 64 (multiples of the 32-wide micro-kernel) that gives at least two programs
-    per thread, a count the threads share evenly and a last block at least half full (measured with 2 threads on transformer and
-    MLP shapes: 128x384x384 went from 127 to 145 GFLOP/s, 128x1536x384 from 114 to 152)."""
+    269 to 306 GFLOP/s when blocks of 114 rows became blocks of 258). BN splits the columns
+    among the threads instead: the largest of 192, 128, 96, 64 (multiples of the 32-wide
+    micro-kernel) that gives at least two programs per thread, a count the threads share evenly
+    and a last block at least half full (measured with 2 threads on transformer and MLP shapes:
+    128x384x384 went from 127 to 145 GFLOP/s, 128x1536x384 from 114 to 152)."""
     if M <= 132:
         bm = max(6, -(-M // 6) * 6)
     else:

@@ -286,13 +286,13 @@ class Conv2d:
         return self._panels
 
     def _plan_rows(self, n, c, h, w, oh, ow, has_res):
-        """The transposed im2col form for small outputs (a ResNet's 7x7 layers): per image
-        out^T (P, Cout) = taps^T (P, K) @ W^T (K, Cout), the tap matrix written a row per output
-        pixel and the weights as panels. With Cout rows and only P columns, the plain form read
-        the weights (up to 9.4 MB a layer) a few strided rows at a time for a handful of columns;
-        as panels they stream contiguously, and the result is stored straight into NCHW
-        (`c_trans`). The rows are copied from the input made NHWC first, channels contiguous
-        (writing them tap by tap from NCHW scattered every element)."""
+        """The transposed im2col form of a multi-tap convolution: per image out^T (P, Cout) =
+        taps^T (P, K) @ W^T (K, Cout), the tap matrix written a row per output pixel and the
+        weights as panels. On a 7x7 map the plain form read the weights (up to 9.4 MB a layer) a
+        few strided rows at a time for only 49 columns; as panels they stream contiguously, and
+        the result is stored straight into NCHW (`c_trans`). The rows are copied from the input
+        made NHWC first, channels contiguous (writing them tap by tap from NCHW scattered every
+        element)."""
         cout, cg, kh, kw = self.weight.shape
         k, p = cg * kh * kw, oh * ow
         panels = self.weight_panels()
