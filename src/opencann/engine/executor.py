@@ -87,6 +87,18 @@ def _pure(n) -> bool:
     return not n.subgraphs() and n.op not in NONDETERMINISTIC and n.domain in ("", "ai.onnx")
 
 
+def _stand_in(x):
+    """An array's shape, dtype and size without its data (small arrays, which may be shapes or
+    axes a cost is read from, are copied); anything else as it is."""
+    if isinstance(x, np.ndarray) and x.size > 64:
+        return np.broadcast_to(np.zeros((), x.dtype), x.shape)
+    return x.copy() if isinstance(x, np.ndarray) else x
+
+
+def _stand_ins(xs) -> list:
+    return [_stand_in(x) for x in xs]
+
+
 class _StaleShapes(Exception):
     """A Shape/Size step of a planned run gave other values than when the plan was made."""
 
@@ -387,19 +399,30 @@ class CpuExecutor:
         return bufs
 
     def _run_profiled(self, env, prof) -> None:
+        """Run the steps, timing each; their costs are worked out after the run, from shape-only
+        stand-ins of the arrays (Python work between launches would let the kernels' threads go
+        to sleep and charge their waking to the next step)."""
+        done = []
         for st, (fn, ins, outs, frees) in zip(self.placement.steps, self._steps):
             args = [env[i] for i in ins]
             t0 = time.perf_counter()
             res = fn(*args)
             dt = time.perf_counter() - t0
-            arrays = [x for x in res if isinstance(x, np.ndarray)]
+            for s, x in zip(outs, res):
+                env[s] = x
+            done.append((st, t0, dt, _stand_ins(args), _stand_ins(res), {
+                id(v): _stand_in(env[self._slot[id(v)]]) for n in st.nodes
+                for v in (*n.inputs, *n.outputs)
+                if v is not None and id(v) in self._slot and env[self._slot[id(v)]] is not None}))
+            for s in frees:
+                env[s] = None
+        for st, t0, dt, args, arrays, seen in done:
+            arrays = [x for x in arrays if isinstance(x, np.ndarray)]
             flops = 0.0
             for n in st.nodes:
                 _, attrs = self.bound[id(n)]
-                nargs = [env[self._slot[id(v)]] if v is not None and id(v) in self._slot else None
-                         for v in n.inputs]
-                nouts = [env[self._slot[id(v)]] for v in n.outputs
-                         if id(v) in self._slot and env[self._slot[id(v)]] is not None] or arrays
+                nargs = [seen.get(id(v)) if v is not None else None for v in n.inputs]
+                nouts = [seen[id(v)] for v in n.outputs if id(v) in seen] or arrays
                 # a fused group's intermediates are gone: count the nodes whose inputs remain
                 if all(isinstance(a, np.ndarray) for a, v in zip(nargs, n.inputs) if v is not None):
                     with contextlib.suppress(Exception):
@@ -407,10 +430,6 @@ class CpuExecutor:
             kernel = st.kernel if st.device == "cpu" else f"ref:{st.nodes[0].op}"
             prof.add(profiler.Slice(st.name, st.op, kernel, t0, dt, flops=flops,
                                     bytes=cost.nbytes(args) + cost.nbytes(arrays)))
-            for s, x in zip(outs, res):
-                env[s] = x
-            for s in frees:
-                env[s] = None
 
     def warm_variants(self) -> int:
         """Compile the kernels a step may pick from its data rather than its shapes (attention's

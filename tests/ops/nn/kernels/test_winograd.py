@@ -109,19 +109,24 @@ def test_choose_algo_rule(monkeypatch):
     assert conv_k.choose_algo(big, (14, 14)) == "winograd2"
     assert conv_k.choose_algo(big, (7, 7)) == "im2col"
     assert conv_k.choose_algo((8, 64, 3, 3), (56, 56)) == "im2col"      # few output channels
-    assert conv_k.choose_algo(big, (56, 56), stride=(2, 2)) == "im2col"
+    assert conv_k.choose_algo(big, (56, 56), stride=(2, 2)) == "direct"  # strided, 14+ wide
+    assert conv_k.choose_algo(big, (7, 7), stride=(2, 2)) == "im2col"
+    assert conv_k.choose_algo((64, 64, 1, 1), (28, 28), stride=(2, 2)) == "im2col"
     assert conv_k.choose_algo(big, (56, 56), dilation=(2, 2)) == "im2col"
     assert conv_k.choose_algo(big, (56, 56), groups=2) == "im2col"
     assert conv_k.choose_algo((64, 64, 5, 5), (56, 56)) == "im2col"
     monkeypatch.setenv("OPENCANN_CONV_ALGO", "winograd2")
     assert conv_k.choose_algo(big, (56, 56)) == "winograd2"
-    assert conv_k.choose_algo(big, (56, 56), stride=(2, 2)) == "im2col"  # where it applies only
+    assert conv_k.choose_algo(big, (56, 56), stride=(2, 2)) == "direct"  # where it applies only
+    monkeypatch.setenv("OPENCANN_CONV_ALGO", "direct")
+    assert conv_k.choose_algo(big, (7, 7)) == "direct"
+    assert conv_k.choose_algo(big, (7, 7), groups=2) == "im2col"
     monkeypatch.setenv("OPENCANN_CONV_ALGO", "fft")
     with pytest.raises(ValueError, match="OPENCANN_CONV_ALGO"):
         conv_k.choose_algo(big, (56, 56))
 
 
-@pytest.mark.parametrize("algo", ["auto", "im2col", "winograd2", "winograd4"])
+@pytest.mark.parametrize("algo", ["auto", "im2col", "winograd2", "winograd4", "direct"])
 def test_conv2d_algorithms_agree(algo, monkeypatch):
     monkeypatch.delenv("OPENCANN_CONV_ALGO", raising=False)
     rng = np.random.default_rng(5)

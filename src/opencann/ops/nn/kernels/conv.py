@@ -1,5 +1,6 @@
-"""2-d convolution (NCHW, any stride, padding, dilation and groups): im2col + the GEMM kernel, or
-Winograd's F(4x4,3x3) / F(2x2,3x3) for 3x3 stride-1 convolutions (`winograd.py`).
+"""2-d convolution (NCHW, any stride, padding, dilation and groups): im2col + the GEMM kernel,
+Winograd's F(4x4,3x3) / F(2x2,3x3) for 3x3 stride-1 convolutions (`winograd.py`), or a direct
+implicit GEMM over a padded NHWC copy of the input (`direct.py`) for strided ones.
 
 `im2col_kernel` writes, for one image and group, the (C/g * KH * KW, OH * OW) matrix of input
 taps (zero where the window hangs over the padding), a program per row of it; the GEMM kernel
@@ -19,6 +20,7 @@ from opencann.ops.tensor.kernels.transpose import transpose_kernel
 from opencann.runtime.host import release_file_pages
 
 from . import winograd
+from .direct import DirectPlan
 
 __all__ = ["ALGOS", "Conv2d", "choose_algo", "conv2d", "im2col", "im2col_kernel", "im2row_kernel"]
 
@@ -112,16 +114,16 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, acti
     are relu, gelu, silu or None, `residual` an array of the output's shape (a ResNet block's
     shortcut). `impl` is the GEMM's (see `batched_gemm`). `algo`: "im2col" (a tap matrix and one
     GEMM; a 1x1 convolution with stride 1 and no padding needs no tap matrix: the input is one),
-    "winograd2" / "winograd4" (F(2x2,3x3) / F(4x4,3x3), 3x3 stride-1 convolutions only), or
-    "auto" (`choose_algo`). For repeated calls with the same weights use `Conv2d`, which
+    "winograd2" / "winograd4" (F(2x2,3x3) / F(4x4,3x3), 3x3 stride-1 convolutions only),
+    "direct" (implicit GEMM over a padded NHWC copy, one group, undilated), or "auto"
+    (`choose_algo`). For repeated calls with the same weights use `Conv2d`, which
     transforms them once.
     """
     return Conv2d(weight, bias, stride, padding, dilation, groups, activation, res_activation,
                   algo, backend, impl)(x, residual)
 
 
-ALGOS = ("auto", "im2col", "winograd2", "winograd4")
-
+ALGOS = ("auto", "im2col", "winograd2", "winograd4", "direct")
 
 
 def choose_algo(weight_shape, out_hw, stride=(1, 1), dilation=(1, 1), groups=1) -> str:
@@ -131,16 +133,26 @@ def choose_algo(weight_shape, out_hw, stride=(1, 1), dilation=(1, 1), groups=1) 
     with at least 6x6 tiles of 2x2 (14x14: 1.10 ms against 2.44), im2col below that (7x7: the
     transformed weights, 16/9 the size, are read once per call for only 16 tiles). Also
     fewer than 16 channels in or out stay on im2col, where the transforms would dominate.
-    OPENCANN_CONV_ALGO (im2col, winograd2, winograd4) overrides the rule where it applies."""
+    A strided convolution of more than one tap with outputs at least 14 wide goes direct (the
+    ResNet stem, 7x7/2 on 224x224: 1.93 -> 1.27 ms; 3x3/2 from 56x56: 0.73 -> 0.52; from 28x28:
+    0.57 -> 0.53; from 14x14 direct was slower, 0.74 against 0.52, as were stride-1 layers
+    against Winograd and 1x1 ones against im2col in the network).
+    OPENCANN_CONV_ALGO (im2col, winograd2, winograd4, direct) overrides the rule where it
+    applies."""
     forced = os.environ.get("OPENCANN_CONV_ALGO", "auto")
     if forced not in ALGOS:
         raise ValueError(f"OPENCANN_CONV_ALGO must be one of {ALGOS}, got {forced!r}")
+    oh, ow = out_hw
+    direct_ok = tuple(dilation) == (1, 1) and groups == 1
+    if forced == "direct" and direct_ok:
+        return forced
     if not winograd.supports(weight_shape, stride, dilation, groups):
+        if direct_ok and max(stride) > 1 and weight_shape[2] * weight_shape[3] > 1 and ow >= 14:
+            return "direct"
         return "im2col"
     if forced != "auto":
         return forced
     cout, cin = weight_shape[:2]
-    oh, ow = out_hw
     if min(cout, cin) < 16:
         return "im2col"
     if -(-oh // 4) * -(-ow // 4) >= 36:
@@ -183,6 +195,11 @@ class Conv2d:
         if self.algo == "auto":
             return choose_algo(self.weight.shape, self.out_hw(h, w), self.stride, self.dilation,
                                self.groups)
+        if self.algo == "direct":
+            if self.dilation != (1, 1) or self.groups != 1:
+                raise ValueError(f"conv2d: direct needs an undilated convolution with one group, "
+                                 f"got dilation {self.dilation}, groups {self.groups}")
+            return self.algo
         if self.algo != "im2col" and not winograd.supports(self.weight.shape, self.stride,
                                                            self.dilation, self.groups):
             raise ValueError(f"conv2d: {self.algo} needs a 3x3 stride-1 undilated convolution with "
@@ -237,6 +254,12 @@ class Conv2d:
             return shape, None
         algo = self.algo_for(h, w)
         has_bias = self.bias is not None
+        if algo == "direct":
+            panels = self.weight_panels()
+            plan = DirectPlan(n, c, h, w, cout, kh, kw, self.stride, self.padding, panels.nr,
+                              has_bias, self.activation, has_res, self.res_activation,
+                              self.backend)
+            return shape, lambda x, r, out: plan(x, panels.data, self.bias, r, out)
         if algo != "im2col":
             m = 4 if algo == "winograd4" else 2
             u = self.winograd_weights(m)
