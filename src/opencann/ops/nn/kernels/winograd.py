@@ -25,6 +25,8 @@ import numpy as np
 from opencann import tile
 from opencann.ops.math.kernels.gemm import ACTIVATIONS, activate, prepare_gemm
 
+from .direct import to_padded_nhwc_kernel
+
 __all__ = ["TRANSFORMS", "WinogradPlan", "supports", "transform_weights", "winograd_conv3x3",
            "wino_input_kernel", "wino_output_kernel"]
 
@@ -86,28 +88,23 @@ def _sandwich(left, d):
     return [[_combine(r, rows[i]) for r in left] for i in range(len(left))]
 
 
-@tile.kernel(do_not_specialize=("C", "H", "W", "TH", "TW", "T"))
-def wino_input_kernel(x, v, C, H, W, TH, TW, T, PH, PW, M: tile.constexpr, BC: tile.constexpr):
+@tile.kernel(do_not_specialize=("C", "HP", "WP", "TH", "TW", "T"))
+def wino_input_kernel(x, v, C, HP, WP, TH, TW, T, M: tile.constexpr, BC: tile.constexpr):
     """Bᵀ d B of the input patches of tile row pid(0), channels [pid(1)*BC, +BC), image pid(2):
-    V[ξ, tile, c], zero where a patch hangs over the padding or the input's end."""
+    V[ξ, tile, c]. `x` is the input zero-padded and channels-last, (HP, WP, C) per image with
+    HP >= TH*M + 2 and WP >= TW*M + 2 (`direct.to_padded_nhwc_kernel`): every load is BC
+    contiguous channels, with no test for the border."""
     th = tile.program_id(0)
     c = tile.program_id(1) * BC + tile.arange(0, BC)
     img = tile.program_id(2)
     bt = TRANSFORMS[M][0]
     alpha = M + 2
     cm = c < C
-    src = (img * C + c) * (H * W)
     for tw in range(0, TW):
         t = (img * TH + th) * TW + tw
-        d = []
-        for i in tile.static_range(alpha):
-            ih = th * M - PH + i
-            row = []
-            for j in tile.static_range(alpha):
-                iw = tw * M - PW + j
-                ok = cm & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-                row.append(tile.load(x + src + ih * W + iw, mask=ok, other=0.0))
-            d.append(row)
+        src = x + ((img * HP + th * M) * WP + tw * M) * C
+        d = [[tile.load(src + (i * WP + j) * C + c, mask=cm, other=0.0)
+              for j in tile.static_range(alpha)] for i in tile.static_range(alpha)]
         out = _sandwich(bt, d)
         for i in tile.static_range(alpha):
             for j in tile.static_range(alpha):
@@ -223,9 +220,15 @@ class WinogradPlan:
         self.v_shape, self.m_shape = (alpha * alpha, t, c), (alpha * alpha, t, cout)
         self.has_bias, self.has_res = has_bias, has_res
         d = np.empty(1, np.float32)
+        # the input padded and channels-last, over every tile's patch
+        hp, wp = th * m + 2, tw * m + 2
+        self.xp_shape = (n, hp, wp, c)
+        self.pad = to_padded_nhwc_kernel.prepare(
+            (hp, n), d, d, c, h, w, hp, wp, ph, pw, max(0, min(w, wp - pw)), BC=min(32, c),
+            BW=min(64, max(8, 1 << (w - 1).bit_length())), backend=backend)
         bc = min(64, max(8, 1 << (c - 1).bit_length()))
-        self.inp = wino_input_kernel.prepare((th, -(-c // bc), n), d, d, c, h, w, th, tw, t, ph,
-                                             pw, M=m, BC=bc, backend=backend)
+        self.inp = wino_input_kernel.prepare((th, -(-c // bc), n), d, d, c, hp, wp, th, tw, t,
+                                             M=m, BC=bc, backend=backend)
         self.gemm = prepare_gemm(t, cout, c, alpha * alpha, True, True, backend=backend,
                                  b_panels=u_panels)
         bo = min(64, max(8, 1 << (cout - 1).bit_length()))
@@ -237,9 +240,12 @@ class WinogradPlan:
     def __call__(self, x, u, bias, res, out):
         if self.empty:
             return
+        xp = np.empty(self.xp_shape, np.float32)
+        self.pad(x, xp)
         v = np.empty(self.v_shape, np.float32)
+        self.inp(xp, v)
+        del xp
         mx = np.empty(self.m_shape, np.float32)
-        self.inp(x, v)
         self.gemm(v, u, mx)
         extra = ([bias] if self.has_bias else []) + ([res] if self.has_res else [])
         self.outp(mx, out, *extra)
