@@ -283,13 +283,18 @@ def _lower_reduce(node: Node, attrs: dict):
     kind = _REDUCE_KINDS[node.op]
     empty_value = np.float32(_REDUCE_EMPTY[kind])
 
+    plans: dict = {}  # input shape -> prepared launch
+
     def fn(x):
         shp = x.shape
         out = shp[:a0] + ((1,) if keep else ()) * (a1 - a0) + shp[a1:]
         mid = int(np.prod(shp[a0:a1], dtype=np.int64))
         if mid == 0 or x.size == 0:  # ONNX: reducing an empty set gives the op's identity
             return (np.full(out, empty_value, np.float32),)
-        y = reduce_k.reduce(np.ascontiguousarray(x).reshape(*shp[:a0], mid, *shp[a1:]), axis=a0,
-                            kind=kind)
+        run = plans.get((shp, x.dtype))
+        if run is None:
+            run = plans[(shp, x.dtype)] = reduce_k.prepare_reduce(
+                (*shp[:a0], mid, *shp[a1:]), x.dtype, a0, kind)
+        y = run(np.ascontiguousarray(x).reshape(*shp[:a0], mid, *shp[a1:]))
         return (y.reshape(out),)
     return Lowered(fn, [node.inputs[0]], f"reduce_{kind}")

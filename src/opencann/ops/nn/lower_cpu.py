@@ -130,10 +130,15 @@ def _lower_global_avg(node: Node, attrs: dict):
     if r is None or r < 3:
         return "rank unknown or < 3"
 
+    plans: dict = {}  # input shape -> prepared launch
+
     def fn(x):
         lead = x.shape[:2]
-        y = reduce_k.reduce(x.reshape(*lead, -1), axis=-1, kind="mean")
-        return (y.reshape(lead + (1,) * (x.ndim - 2)),)
+        flat = np.ascontiguousarray(x).reshape(*lead, -1)
+        run = plans.get(flat.shape)
+        if run is None:
+            run = plans[flat.shape] = reduce_k.prepare_reduce(flat.shape, flat.dtype, -1, "mean")
+        return (run(flat).reshape(lead + (1,) * (x.ndim - 2)),)
     return Lowered(fn, [node.inputs[0]], "reduce_mean")
 
 

@@ -112,6 +112,7 @@ def test_choose_algo_rule(monkeypatch):
     assert conv_k.choose_algo(big, (56, 56), stride=(2, 2)) == "direct"  # strided, 14+ wide
     assert conv_k.choose_algo(big, (7, 7), stride=(2, 2)) == "im2col"
     assert conv_k.choose_algo((64, 64, 1, 1), (28, 28), stride=(2, 2)) == "im2col"
+    assert conv_k.choose_algo((256, 128, 1, 1), (14, 14), stride=(2, 2)) == "direct"
     assert conv_k.choose_algo(big, (56, 56), dilation=(2, 2)) == "im2col"
     assert conv_k.choose_algo(big, (56, 56), groups=2) == "im2col"
     assert conv_k.choose_algo((64, 64, 5, 5), (56, 56)) == "im2col"

@@ -21,7 +21,7 @@ import numpy as np
 
 from opencann import tile
 
-__all__ = ["reduce_rows_kernel", "reduce_cols_kernel", "reduce", "KINDS"]
+__all__ = ["reduce_rows_kernel", "reduce_cols_kernel", "reduce", "prepare_reduce", "KINDS"]
 
 KINDS = ("sum", "mean", "max", "min", "logsumexp", "argmax")
 ONE_MAX = 4096      # rows up to this long are loaded as one tile
@@ -195,22 +195,43 @@ def reduce(x, axis=-1, kind="sum", keepdims=False, backend="cpu"):
     x = np.ascontiguousarray(x)
     if not tile.is_float_storage(x.dtype):
         x = x.astype(np.float32)
-    axis = axis % x.ndim
-    shape = x.shape
+    return prepare_reduce(x.shape, x.dtype, axis, kind, keepdims, backend)(x)
+
+
+def prepare_reduce(shape, dtype, axis=-1, kind="sum", keepdims=False, backend="cpu"):
+    """`reduce` for C-contiguous inputs of one shape and float dtype, with its launch prepared
+    once: call it with the array (the generic launcher binds and specializes arguments on every
+    call, tens of microseconds)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    shape = tuple(shape)
+    axis = axis % len(shape)
     outer = int(np.prod(shape[:axis], dtype=np.int64))
     n, inner = shape[axis], int(np.prod(shape[axis + 1:], dtype=np.int64))
     out_dtype = np.int64 if kind == "argmax" else np.float32
+    res_dtype = np.int32 if kind == "argmax" else np.float32
     out_shape = shape[:axis] + ((1,) if keepdims else ()) + shape[axis + 1:]
     if kind in ("max", "min", "argmax") and n == 0 and outer * inner:
         raise ValueError(f"{kind} of an empty axis")
-    res = np.empty(outer * inner, np.int32 if kind == "argmax" else np.float32)
-    if res.size and n == 0:  # the kernels' loops would not run: the empty reductions' values
-        res[:] = {"sum": 0.0, "mean": np.nan, "logsumexp": -np.inf}[kind]
-    elif res.size:
+    size = outer * inner
+    launch = None
+    if size and n:
+        d = np.empty(1, dtype)
+        r = np.empty(1, res_dtype)
         if inner == 1:
             grid, meta = rows_launch(outer, n, kind)
-            reduce_rows_kernel[grid](x, res, outer, n, KIND=kind, backend=backend, **meta)
+            launch = reduce_rows_kernel.prepare(grid, d, r, outer, n, KIND=kind, backend=backend,
+                                                **meta)
         else:
             grid, meta = cols_launch(outer, n, inner, kind)
-            reduce_cols_kernel[grid](x, res, n, inner, KIND=kind, backend=backend, **meta)
-    return res.astype(out_dtype, copy=False).reshape(out_shape)
+            launch = reduce_cols_kernel.prepare(grid, d, r, n, inner, KIND=kind,
+                                                backend=backend, **meta)
+
+    def run(x):
+        res = np.empty(size, res_dtype)
+        if launch is not None:
+            launch(x, res)
+        elif size:  # the kernels' loops would not run: the empty reductions' values
+            res[:] = {"sum": 0.0, "mean": np.nan, "logsumexp": -np.inf}[kind]
+        return res.astype(out_dtype, copy=False).reshape(out_shape)
+    return run

@@ -136,7 +136,9 @@ def choose_algo(weight_shape, out_hw, stride=(1, 1), dilation=(1, 1), groups=1) 
     A strided convolution of more than one tap with outputs at least 14 wide goes direct (the
     ResNet stem, 7x7/2 on 224x224: 1.93 -> 1.27 ms; 3x3/2 from 56x56: 0.73 -> 0.52; from 28x28:
     0.57 -> 0.53; from 14x14 direct was slower, 0.74 against 0.52, as were stride-1 layers
-    against Winograd and 1x1 ones against im2col in the network).
+    against Winograd). So does a strided 1x1 convolution of at least 128 channels (its pixels
+    gathered, then one GEMM: 128 -> 256 channels from 28x28 0.118 -> 0.109 ms, 256 -> 512 from
+    14x14 0.110 -> 0.092; from 64 channels it was slower, 0.154 against 0.139).
     OPENCANN_CONV_ALGO (im2col, winograd2, winograd4, direct) overrides the rule where it
     applies."""
     forced = os.environ.get("OPENCANN_CONV_ALGO", "auto")
@@ -147,7 +149,9 @@ def choose_algo(weight_shape, out_hw, stride=(1, 1), dilation=(1, 1), groups=1) 
     if forced == "direct" and direct_ok:
         return forced
     if not winograd.supports(weight_shape, stride, dilation, groups):
-        if direct_ok and max(stride) > 1 and weight_shape[2] * weight_shape[3] > 1 and ow >= 14:
+        taps = weight_shape[2] * weight_shape[3]
+        if direct_ok and max(stride) > 1 and (taps > 1 and ow >= 14 or
+                                              taps == 1 and weight_shape[1] >= 128):
             return "direct"
         return "im2col"
     if forced != "auto":
