@@ -11,7 +11,8 @@ the (m+2)² transform positions ξ, a matrix product:
 so the work is `(m+2)²` GEMMs of (tiles, C, Cout) instead of one of (OH*OW, 9*C, Cout): 2.25x
 fewer multiplications for m = 2, 4x for m = 4, plus two cheap transforms. The filter transform is
 done once, when the convolution is planned (`transform_weights`); the input transform
-(`wino_input_kernel`) and output transform (`wino_output_kernel`, which also adds the bias and
+(`wino_input_kernel`, over a zero-padded NHWC copy of the input so that each load is a vector of
+contiguous channels) and output transform (`wino_output_kernel`, which also adds the bias and
 applies the activation) are tile kernels, and the GEMMs are the library's batched GEMM.
 
 Accuracy: the transforms' coefficients are small (m = 4 uses the points 0, ±1, ±2, ±1/2), so the
