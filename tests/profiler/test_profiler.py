@@ -88,3 +88,18 @@ def test_gather_counts_what_it_reads_not_the_whole_table():
     out = table[idx]
     assert cost.moved_bytes("Gather", [table, idx], [out]) == 2 * out.nbytes + idx.nbytes
     assert cost.moved_bytes("Add", [out, out], [out]) == 3 * out.nbytes
+
+
+def test_compiled_steps_get_their_costs_after_the_run():
+    """On the cpu backend the steps are timed back to back and their costs worked out after the
+    run, from the shapes of what they read and wrote; the fused MatMul+Relu counts the MatMul."""
+    m = opencann.compile(_mlp(), backend="cpu")
+    x = np.ones((8, 64), np.float32)
+    want = m.run({"x": x})["y"]
+    with profiler.profile(ROOF) as prof:
+        got = m.run({"x": x})["y"]
+    np.testing.assert_array_equal(got, want)
+    assert len(prof.slices) == 1
+    s = prof.slices[0]
+    assert s.flops == 2 * 8 * 64 * 32
+    assert s.bytes >= (8 * 64 + 8 * 32) * 4 and s.duration > 0
