@@ -158,8 +158,8 @@ class DirectPlan:
         self.conv = conv_nhwc_kernel.prepare(
             (-(-mtot // bm), 1 if lin else oh, n * npan), d, d, d, d if has_bias else None,
             d if has_res else None, oh, ow, hp, wp, C=c, COUT=cout, KH=kh, KW=kw, SH=sh, SW=sw,
-            LIN=lin, BM=bm, BN=nr, BK=_slab(kw * c), HAS_BIAS=has_bias, ACT=activation, HAS_RES=has_res,
-            RES_ACT=res_activation, backend=backend)
+            LIN=lin, BM=bm, BN=nr, BK=_slab(kw * c), HAS_BIAS=has_bias, ACT=activation,
+            HAS_RES=has_res, RES_ACT=res_activation, backend=backend)
 
     def __call__(self, x, panels, bias, res, out):
         if self.empty:
