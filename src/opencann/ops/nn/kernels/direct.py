@@ -23,7 +23,7 @@ import numpy as np
 from opencann import tile
 from opencann.ops.math.kernels.gemm import ACTIVATIONS, activate
 
-__all__ = ["DirectPlan", "conv_nhwc_kernel", "to_padded_nhwc_kernel"]
+__all__ = ["DirectPlan", "conv_nhwc_kernel", "prepare_padded_nhwc", "to_padded_nhwc_kernel"]
 
 
 @tile.kernel(do_not_specialize=("C", "H", "W", "HP", "WP", "PH", "PW", "WC"))
@@ -109,6 +109,18 @@ def conv_nhwc_kernel(x, w, y, bias, res, OH, OW, HP, WP, C: tile.constexpr,
     tile.store(y + at, acc, mask=mask)
 
 
+def prepare_padded_nhwc(n, c, h, w, hp, wp, ph, pw, sub=1, backend="cpu"):
+    """The `to_padded_nhwc_kernel` launch that copies an (n, c, h, w) NCHW input into an
+    (n, hp, wp, c) buffer, the input's pixel (ih, iw) at (ih + ph, iw + pw) (or, with `sub` > 1
+    and no padding, every sub-th pixel), zeros elsewhere: call it with (x, buffer)."""
+    d = np.empty(1, np.float32)
+    left = min(pw, wp)
+    wc = max(0, min(-(-w // sub), wp - pw))  # the input columns that land inside the buffer
+    return to_padded_nhwc_kernel.prepare(
+        (hp, n), d, d, c, h, w, hp, wp, ph, left, wc, BC=min(32, c),
+        BW=min(64, max(8, 1 << (w - 1).bit_length())), S=sub, backend=backend)
+
+
 def _slab(k: int) -> int:
     """The K slab for a window row of k = KW*C floats: all of it up to 256, else equal slabs of
     at most 128 rounded up to 8 (a BK x 32 panel of weights stays in L1)."""
@@ -142,15 +154,10 @@ class DirectPlan:
             # a strided 1x1 convolution: the copy takes only the pixels read, and the
             # convolution is one plain GEMM over them
             sub, sh, sw, hp, wp = sh, 1, 1, oh, ow
-        left = min(pw, wp)
-        wc = max(0, min(-(-w // sub), wp - pw))
         self.xp_shape = (n, hp, wp, c)
         self.has_bias, self.has_res = has_bias, has_res
         d = np.empty(1, np.float32)
-        bc = min(32, c)
-        bw = min(64, max(8, 1 << (w - 1).bit_length()))
-        self.pad = to_padded_nhwc_kernel.prepare((hp, n), d, d, c, h, w, hp, wp, ph, left, wc,
-                                                 BC=bc, BW=bw, S=sub, backend=backend)
+        self.pad = prepare_padded_nhwc(n, c, h, w, hp, wp, ph, pw, sub, backend)
         lin = sh == sw == 1
         mtot = (oh - 1) * wp + ow if lin else ow  # GEMM rows (pixels) per program row
         bm = mtot if mtot <= 132 else -(-mtot // -(-mtot // 120))

@@ -26,7 +26,7 @@ import numpy as np
 from opencann import tile
 from opencann.ops.math.kernels.gemm import ACTIVATIONS, activate, prepare_gemm
 
-from .direct import to_padded_nhwc_kernel
+from .direct import prepare_padded_nhwc
 
 __all__ = ["TRANSFORMS", "WinogradPlan", "supports", "transform_weights", "winograd_conv3x3",
            "wino_input_kernel", "wino_output_kernel"]
@@ -93,7 +93,7 @@ def _sandwich(left, d):
 def wino_input_kernel(x, v, C, HP, WP, TH, TW, T, M: tile.constexpr, BC: tile.constexpr):
     """Bᵀ d B of the input patches of tile row pid(0), channels [pid(1)*BC, +BC), image pid(2):
     V[ξ, tile, c]. `x` is the input zero-padded and channels-last, (HP, WP, C) per image with
-    HP >= TH*M + 2 and WP >= TW*M + 2 (`direct.to_padded_nhwc_kernel`): every load is BC
+    HP >= TH*M + 2 and WP >= TW*M + 2 (`direct.prepare_padded_nhwc`): every load is BC
     contiguous channels, with no test for the border."""
     th = tile.program_id(0)
     c = tile.program_id(1) * BC + tile.arange(0, BC)
@@ -249,9 +249,7 @@ class WinogradPlan:
         # the input padded and channels-last, over every tile's patch
         hp, wp = th * m + 2, tw * m + 2
         self.xp_shape = (n, hp, wp, c)
-        self.pad = to_padded_nhwc_kernel.prepare(
-            (hp, n), d, d, c, h, w, hp, wp, ph, pw, max(0, min(w, wp - pw)), BC=min(32, c),
-            BW=min(64, max(8, 1 << (w - 1).bit_length())), backend=backend)
+        self.pad = prepare_padded_nhwc(n, c, h, w, hp, wp, ph, pw, backend=backend)
         bc = min(64, max(8, 1 << (c - 1).bit_length()))
         self.inp = wino_input_kernel.prepare((th, -(-c // bc), n), d, d, c, hp, wp, th, tw, t,
                                              M=m, BC=bc, backend=backend)
