@@ -52,11 +52,9 @@ def lower(node: Node, op: OpDef, attrs: dict) -> Lowered | str:
     """A cpu step for `node` (bound to its definition `op`, with `attrs` resolved), or the reason
     it runs its reference. (Elementwise ops are lowered by the engine's fusion as fused
     elementwise kernels.)"""
-    if op.domain:
-        return f"domain {node.domain!r} has no cpu kernels"
     f = op.kernels.get("cpu")
     if f is None:
-        return "no cpu kernel for this op"
+        return f"domain {node.domain!r} has no cpu kernels" if op.domain else "no cpu kernel for this op"
     return f(node, attrs)
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import torch
 
+from ....ops.transformer.flash_attention import DOMAIN
 from .core import (
     DTYPES,
     _out_dtype,
@@ -80,9 +81,26 @@ def _attention_scores(L, q, k, is_causal, attn_mask, scale, dt):
     return s, scale
 
 
+def _flash_attrs(is_causal, scale) -> dict:
+    attrs = {"causal": int(bool(is_causal))}
+    if scale is not None:
+        attrs["scale"] = float(scale)
+    return attrs
+
+
+def _fused(n, attn_mask) -> bool:
+    """Whether the node becomes opencann's FlashAttention / FlashAttentionGrad: float32, no mask
+    beyond causal (the others are spelled out in ONNX ops below)."""
+    return attn_mask is None and _out_dtype(n) == torch.float32
+
+
 @lowers(aten._scaled_dot_product_flash_attention_for_cpu.default, when=_sdpa_ok)
 def _sdpa_flash(L, n, q, k, v, dropout_p=0.0, is_causal=False, *, attn_mask=None, scale=None):
     dt = _out_dtype(n)
+    if _fused(n, attn_mask):
+        out, lse = L.emit("FlashAttention", [L.tensor(q, dt), L.tensor(k, dt), L.tensor(v, dt)],
+                          _flash_attrs(is_causal, scale), n_out=2, hint="attention", domain=DOMAIN)
+        return [out, lse]
     s, _ = _attention_scores(L, q, k, is_causal, attn_mask, scale, dt)
     p = L.emit("Softmax", [s], {"axis": -1})
     vv = _repeat_heads(L, L.tensor(v, dt), meta_of(v).shape[1], _groups(q, v), int(meta_of(v).shape[-1]))
@@ -94,6 +112,10 @@ def _sdpa_flash(L, n, q, k, v, dropout_p=0.0, is_causal=False, *, attn_mask=None
 @lowers(aten._scaled_dot_product_flash_attention_for_cpu_backward.default, when=_sdpa_ok)
 def _sdpa_flash_backward(L, n, grad_out, q, k, v, out, lse, dropout_p, is_causal, *, attn_mask=None, scale=None):
     dt = _out_dtype(n)
+    if _fused(n, attn_mask):
+        ins = [L.tensor(x, dt) for x in (grad_out, q, k, v, out)] + [L.tensor(lse, torch.float32)]
+        return list(L.emit("FlashAttentionGrad", ins, _flash_attrs(is_causal, scale), n_out=3,
+                           hint="attention_grad", domain=DOMAIN))
     s, scale = _attention_scores(L, q, k, is_causal, attn_mask, scale, dt)
     lse_v = L.emit("Unsqueeze", [L.tensor(lse, dt), L.const(np.array([-1], np.int64), "ax")])
     p = L.emit("Exp", [L.emit("Sub", [s, lse_v])], hint="probs")

@@ -121,10 +121,11 @@ class GraphLowering:
         self.current = ""  # the FX node being lowered: IR nodes carry its name, so errors point back
 
     # graph building
-    def emit(self, op: str, inputs: list, attrs: dict | None = None, n_out: int = 1, hint: str = ""):
+    def emit(self, op: str, inputs: list, attrs: dict | None = None, n_out: int = 1, hint: str = "",
+             domain: str = ""):
         hint = hint or op.lower()
         names = [self.g.fresh_name(hint if n_out == 1 else f"{hint}_o{i}") for i in range(n_out)]
-        outs = self.g.add_node(op, inputs, names, attrs or {}, name=self.current)
+        outs = self.g.add_node(op, inputs, names, attrs or {}, name=self.current, domain=domain)
         return outs[0] if n_out == 1 else outs
 
     def const(self, array, hint: str = "c") -> Value:

@@ -18,7 +18,8 @@ import numpy as np
 
 from opencann import tile
 
-__all__ = ["attention_kernel", "attention"]
+__all__ = ["attention_kernel", "attention_bwd_kv_kernel", "attention_bwd_q_kernel", "attention",
+           "attention_backward"]
 
 
 @tile.kernel(do_not_specialize=("Sq", "Skv", "H", "sqb", "sqh", "sqs", "skb", "skh", "sks", "svb",
@@ -27,12 +28,16 @@ def attention_kernel(q, k, v, out, lens, kmask, amask, Sq, Skv, H, scale,
                      sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos, smb, smh, sms,
                      D: tile.constexpr, BM: tile.constexpr, BN: tile.constexpr,
                      CAUSAL: tile.constexpr, HAS_MASK: tile.constexpr,
-                     HAS_ADD: tile.constexpr = False):
-    """BM query rows of one (batch, head), keys swept BN at a time."""
+                     HAS_ADD: tile.constexpr = False, lse=None, HAS_LSE: tile.constexpr = False,
+                     G: tile.constexpr = 1):
+    """BM query rows of one (batch, head), keys swept BN at a time. With HAS_LSE the rows'
+    log-sum-exp of the scaled scores goes to `lse` ((B, H, Sq), contiguous): what the backward
+    kernels recompute the probabilities from. G query heads share one key/value head."""
     pid_m = tile.program_id(0)
     bh = tile.program_id(1)
     b = bh // H
     h = bh % H
+    hk = h // G
     rm = pid_m * BM + tile.arange(0, BM)
     rd = tile.arange(0, D)
     qt = tile.load(q + b * sqb + h * sqh + rm[:, None] * sqs + rd[None, :],
@@ -46,7 +51,7 @@ def attention_kernel(q, k, v, out, lens, kmask, amask, Sq, Skv, H, scale,
         hi = tile.minimum(hi, (pid_m + 1) * BM)
     for n0 in range(0, hi, BN):
         cols = n0 + tile.arange(0, BN)
-        kt = tile.load(k + b * skb + h * skh + cols[:, None] * sks + rd[None, :],
+        kt = tile.load(k + b * skb + hk * skh + cols[:, None] * sks + rd[None, :],
                        mask=cols[:, None] < kv_len, other=0.0).to(tile.float32)
         s = tile.dot(qt, tile.trans(kt))
         if HAS_ADD:  # an additive mask, strided over (batch, head, query), keys contiguous
@@ -65,12 +70,108 @@ def attention_kernel(q, k, v, out, lens, kmask, amask, Sq, Skv, H, scale,
         p = tile.exp(s - m_safe[:, None])
         alpha = tile.exp(m_i - m_safe)
         l_i = l_i * alpha + tile.sum(p, axis=1)
-        vt = tile.load(v + b * svb + h * svh + cols[:, None] * svs + rd[None, :],
+        vt = tile.load(v + b * svb + hk * svh + cols[:, None] * svs + rd[None, :],
                        mask=cols[:, None] < kv_len, other=0.0).to(tile.float32)
         acc = tile.dot(p, vt, acc * alpha[:, None])
         m_i = m_new
     o = acc / tile.where(l_i == 0.0, 1.0, l_i)[:, None]
     tile.store(out + b * sob + h * soh + rm[:, None] * sos + rd[None, :], o, mask=rm[:, None] < Sq)
+    if HAS_LSE:
+        tile.store(lse + bh * Sq + rm, m_i + tile.log(l_i), mask=rm < Sq)
+
+
+def _recompute(qt, kt, vt, dot_, lse_r, di, rm, rn, Sq, Skv, scale, CAUSAL):
+    """The backward's shared step on one (query block, key block) pair (called inside kernels):
+    the probabilities p = exp(scale * q k^T - lse) (zero outside the causal triangle and past
+    the edges) and ds = p * (dO v^T - D) * scale, the gradient of the scaled scores."""
+    s = tile.dot(qt, tile.trans(kt)) * scale
+    valid = (rm[:, None] < Sq) & (rn[None, :] < Skv)
+    if CAUSAL:
+        valid = valid & (rn[None, :] <= rm[:, None])
+    p = tile.where(valid, tile.exp(s - lse_r[:, None]), 0.0)
+    dp = tile.dot(dot_, tile.trans(vt))
+    return p, p * (dp - di[:, None]) * scale
+
+
+@tile.kernel(do_not_specialize=("Sq", "Skv", "H", "sqb", "sqh", "sqs", "skb", "skh", "sks", "svb",
+                                "svh", "svs", "sob", "soh", "sos", "sgb", "sgh", "sgs", "sdb",
+                                "sdh", "sds"))
+def attention_bwd_kv_kernel(q, k, v, o, do, lse, dk, dv, Sq, Skv, H, scale,
+                            sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos,
+                            sgb, sgh, sgs, sdb, sdh, sds,
+                            D: tile.constexpr, BM: tile.constexpr, BN: tile.constexpr,
+                            CAUSAL: tile.constexpr, G: tile.constexpr = 1):
+    """dK and dV of BN keys for one query head (program (key block, batch * H + head)): the
+    query blocks are swept, the probabilities recomputed from `lse`. dk and dv are per query
+    head ((B, H, Skv, D), strides sd*); grouped heads are summed afterwards."""
+    pid_n = tile.program_id(0)
+    bh = tile.program_id(1)
+    b = bh // H
+    h = bh % H
+    hk = h // G
+    rn = pid_n * BN + tile.arange(0, BN)
+    rd = tile.arange(0, D)
+    kmask = rn[:, None] < Skv
+    kt = tile.load(k + b * skb + hk * skh + rn[:, None] * sks + rd[None, :], mask=kmask, other=0.0)
+    vt = tile.load(v + b * svb + hk * svh + rn[:, None] * svs + rd[None, :], mask=kmask, other=0.0)
+    dk_acc = tile.zeros((BN, D), tile.float32)
+    dv_acc = tile.zeros((BN, D), tile.float32)
+    lo = 0
+    if CAUSAL:  # queries before this key block's first key see none of it
+        lo = pid_n * BN // BM * BM
+    for m0 in range(lo, Sq, BM):
+        rm = m0 + tile.arange(0, BM)
+        qmask = rm[:, None] < Sq
+        qt = tile.load(q + b * sqb + h * sqh + rm[:, None] * sqs + rd[None, :], mask=qmask, other=0.0)
+        dot_ = tile.load(do + b * sgb + h * sgh + rm[:, None] * sgs + rd[None, :], mask=qmask,
+                         other=0.0)
+        ot = tile.load(o + b * sob + h * soh + rm[:, None] * sos + rd[None, :], mask=qmask, other=0.0)
+        lse_r = tile.load(lse + bh * Sq + rm, mask=rm < Sq, other=0.0)
+        di = tile.sum(dot_ * ot, axis=1)
+        p, ds = _recompute(qt, kt, vt, dot_, lse_r, di, rm, rn, Sq, Skv, scale, CAUSAL)
+        dv_acc = tile.dot(tile.trans(p), dot_, dv_acc)
+        dk_acc = tile.dot(tile.trans(ds), qt, dk_acc)
+    tile.store(dk + b * sdb + h * sdh + rn[:, None] * sds + rd[None, :], dk_acc, mask=kmask)
+    tile.store(dv + b * sdb + h * sdh + rn[:, None] * sds + rd[None, :], dv_acc, mask=kmask)
+
+
+@tile.kernel(do_not_specialize=("Sq", "Skv", "H", "sqb", "sqh", "sqs", "skb", "skh", "sks", "svb",
+                                "svh", "svs", "sob", "soh", "sos", "sgb", "sgh", "sgs", "sdb",
+                                "sdh", "sds"))
+def attention_bwd_q_kernel(q, k, v, o, do, lse, dq, Sq, Skv, H, scale,
+                           sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos,
+                           sgb, sgh, sgs, sdb, sdh, sds,
+                           D: tile.constexpr, BM: tile.constexpr, BN: tile.constexpr,
+                           CAUSAL: tile.constexpr, G: tile.constexpr = 1):
+    """dQ of BM query rows of one head (program (query block, batch * H + head)), the key blocks
+    swept and the probabilities recomputed from `lse`."""
+    pid_m = tile.program_id(0)
+    bh = tile.program_id(1)
+    b = bh // H
+    h = bh % H
+    hk = h // G
+    rm = pid_m * BM + tile.arange(0, BM)
+    rd = tile.arange(0, D)
+    qmask = rm[:, None] < Sq
+    qt = tile.load(q + b * sqb + h * sqh + rm[:, None] * sqs + rd[None, :], mask=qmask, other=0.0)
+    dot_ = tile.load(do + b * sgb + h * sgh + rm[:, None] * sgs + rd[None, :], mask=qmask, other=0.0)
+    ot = tile.load(o + b * sob + h * soh + rm[:, None] * sos + rd[None, :], mask=qmask, other=0.0)
+    lse_r = tile.load(lse + bh * Sq + rm, mask=rm < Sq, other=0.0)
+    di = tile.sum(dot_ * ot, axis=1)
+    dq_acc = tile.zeros((BM, D), tile.float32)
+    hi = Skv
+    if CAUSAL:  # keys past this block's last query are masked for all of it
+        hi = tile.minimum(hi, (pid_m + 1) * BM)
+    for n0 in range(0, hi, BN):
+        rn = n0 + tile.arange(0, BN)
+        kmask = rn[:, None] < Skv
+        kt = tile.load(k + b * skb + hk * skh + rn[:, None] * sks + rd[None, :], mask=kmask,
+                       other=0.0)
+        vt = tile.load(v + b * svb + hk * svh + rn[:, None] * svs + rd[None, :], mask=kmask,
+                       other=0.0)
+        p, ds = _recompute(qt, kt, vt, dot_, lse_r, di, rm, rn, Sq, Skv, scale, CAUSAL)
+        dq_acc = tile.dot(ds, kt, dq_acc)
+    tile.store(dq + b * sdb + h * sdh + rm[:, None] * sds + rd[None, :], dq_acc, mask=qmask)
 
 
 PREPARED_MAX = 64
@@ -101,10 +202,13 @@ def _in_place(x):
 
 
 def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=None,
-              backend="cpu", blocks=None, additive_mask=None, out=None):
+              backend="cpu", blocks=None, additive_mask=None, out=None, lse=None):
     """softmax(q @ k^T * scale + masks) @ v for q (B, H, Sq, D), k and v (B, H, Skv, D).
 
     Also accepts 3-d (H, S, D) inputs. float32/float16/bfloat16 inputs; the output has q's dtype.
+    k and v may have fewer heads than q (grouped-query attention: each serves H / Hk query heads).
+    `lse`: a C-contiguous float32 (B, H, Sq) array that receives each row's log-sum-exp of the
+    scaled scores (what `attention_backward` needs).
     `additive_mask` broadcasts to (B, H, Sq, Skv) and is added to the scaled scores. Inputs whose
     last dim is contiguous (e.g. heads split off a projection by reshape and transpose) are read
     where they lie; `out` may be such a view too (e.g. the (B, H, Sq, D) transpose of a
@@ -114,12 +218,13 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
     squeeze = q.ndim == 3
     if squeeze:
         q, k, v = q[None], k[None], v[None]
-    if q.ndim != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
-        raise ValueError(f"attention needs q (B,H,Sq,D), k and v (B,H,Skv,D); got {q.shape}, "
-                         f"{k.shape}, {v.shape}")
+    if (q.ndim != 4 or k.shape != v.shape or q.shape[0] != k.shape[0] or q.shape[3] != k.shape[3]
+            or not k.shape[1] or q.shape[1] % k.shape[1]):
+        raise ValueError(f"attention needs q (B,H,Sq,D), k and v (B,Hk,Skv,D) with Hk dividing H; "
+                         f"got {q.shape}, {k.shape}, {v.shape}")
     q, k, v = (t if tile.is_float_storage(t.dtype) else t.astype(np.float32) for t in (q, k, v))
     B, H, Sq, D = q.shape
-    Skv = k.shape[2]
+    Skv, groups = k.shape[2], H // k.shape[1]
     if out is None:
         out = np.empty(q.shape, q.dtype)
     else:
@@ -153,21 +258,82 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
         o, so = _in_place(out)
         grid = (-(-Sq // bm), B * H)
         args = (q, k, v, o, lens, kmask, amask, Sq, Skv, H, scale, *sq, *sk, *sv, *so, *mstrides)
+        if lse is not None and (lse.shape != (B, H, Sq) or lse.dtype != np.float32
+                                or not lse.flags.c_contiguous):
+            raise ValueError(f"attention: lse must be a C-contiguous float32 {(B, H, Sq)}, got "
+                             f"{lse.dtype} {lse.shape}")
         meta = {"D": D, "BM": bm, "BN": bn, "CAUSAL": bool(causal), "HAS_MASK": kmask is not None,
-                "HAS_ADD": amask is not None}
-        arrays = [a for a in args[:7] if a is not None]
-        # a launch through the kernel's generic launcher binds and specializes its 30 arguments
-        # in Python (about 80 us, a quarter of a MiniLM layer's attention): the launches made
-        # so far are kept prepared, keyed by everything but the arrays' data
-        key = (backend, grid, tuple(a.dtype.char for a in arrays), args[7:], tuple(meta.values()))
-        launch = _PREPARED.get(key) if isinstance(backend, str) else None
-        if launch is None:
-            launch = attention_kernel.prepare(grid, *args, backend=backend, **meta)
-            if isinstance(backend, str):
-                if len(_PREPARED) >= PREPARED_MAX:
-                    _PREPARED.pop(next(iter(_PREPARED)))
-                _PREPARED[key] = launch
-        launch(*arrays)
+                "HAS_ADD": amask is not None, "HAS_LSE": lse is not None, "G": groups}
+        _launch(attention_kernel, grid, args, meta, backend, lse=lse)
     elif out.size:
         out[...] = 0  # no keys: every row sees nothing
+        if lse is not None:
+            lse[...] = -np.inf
     return out[0] if squeeze else out
+
+
+def _launch(kernel, grid, args, meta, backend, **arrays_kw):
+    """Launch `kernel` over `grid`. A launch through the kernel's generic launcher binds and
+    specializes its 30 arguments in Python (about 80 us, a quarter of a MiniLM layer's
+    attention): the launches made so far are kept prepared, keyed by everything but the arrays'
+    data. Array arguments are the leading ones that are arrays or None, then `arrays_kw`."""
+    lead = 0
+    while lead < len(args) and (args[lead] is None or isinstance(args[lead], np.ndarray)):
+        lead += 1
+    arrays = [a for a in list(args[:lead]) + list(arrays_kw.values()) if a is not None]
+    key = (kernel.__name__, backend, grid, tuple(a.dtype.char for a in arrays), args[lead:],
+           tuple(k for k, a in arrays_kw.items() if a is not None), tuple(meta.items()))
+    launch = _PREPARED.get(key) if isinstance(backend, str) else None
+    if launch is None:
+        launch = kernel.prepare(grid, *args, backend=backend, **arrays_kw, **meta)
+        if isinstance(backend, str):
+            if len(_PREPARED) >= PREPARED_MAX:
+                _PREPARED.pop(next(iter(_PREPARED)))
+            _PREPARED[key] = launch
+    launch(*arrays)
+
+
+def attention_backward(q, k, v, out, dout, lse, causal=False, scale=None, backend="cpu",
+                       blocks=None):
+    """(dq, dk, dv) of `attention(q, k, v, causal, scale=scale)` given its output `out`, the
+    gradient `dout` of the output and the rows' log-sum-exp `lse` (B, H, Sq) from the forward.
+
+    q, out, dout: (B, H, Sq, D); k, v: (B, Hk, Skv, D), Hk dividing H. Views whose last dim is
+    contiguous are read where they lie. The probabilities are recomputed block by block (flash
+    attention's backward): one kernel sweeps the queries for each key block (dk, dv), another
+    the keys for each query block (dq), so nothing of size (Sq, Skv) is stored."""
+    q, k, v, out, dout = (np.asarray(t, np.float32) for t in (q, k, v, out, dout))
+    B, H, Sq, D = q.shape
+    Hk, Skv = k.shape[1], k.shape[2]
+    if (k.shape != v.shape or k.shape[0] != B or k.shape[3] != D or not Hk or H % Hk
+            or out.shape != q.shape or dout.shape != q.shape):
+        raise ValueError(f"attention_backward: q/out/dout (B,H,Sq,D), k and v (B,Hk,Skv,D); got "
+                         f"{q.shape}, {k.shape}, {v.shape}, {out.shape}, {dout.shape}")
+    lse = np.ascontiguousarray(lse, np.float32)
+    if lse.shape != (B, H, Sq):
+        raise ValueError(f"attention_backward: lse must be {(B, H, Sq)}, got {lse.shape}")
+    g = H // Hk
+    dq = np.empty(q.shape, np.float32)
+    dkh = np.empty((B, H, Skv, D), np.float32)  # per query head; groups summed below
+    dvh = np.empty((B, H, Skv, D), np.float32)
+    if dq.size == 0 or Skv == 0:
+        dq[...] = 0
+        dkh[...] = 0
+        dvh[...] = 0
+    else:
+        scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+        # 64 x 64 blocks: both kernels keep about 100 KiB of tiles per program and give 2 x 48
+        # programs at B=8, H=6, S=128 (measured: 128 x 128 blocks halve the programs and gain nothing)
+        bm, bn = blocks or (min(64, max(8, -(-Sq // 8) * 8)), min(64, max(8, -(-Skv // 8) * 8)))
+        views = [_in_place(t) for t in (q, k, v, out, dout)]
+        ins = [a for a, _ in views]
+        strides = [x for _, st in views for x in st]
+        meta = {"D": D, "BM": bm, "BN": bn, "CAUSAL": bool(causal), "G": g}
+        _launch(attention_bwd_kv_kernel, (-(-Skv // bn), B * H),
+                (*ins, lse, dkh, dvh, Sq, Skv, H, scale, *strides, *_el(dkh)), meta, backend)
+        _launch(attention_bwd_q_kernel, (-(-Sq // bm), B * H),
+                (*ins, lse, dq, Sq, Skv, H, scale, *strides, *_el(dq)), meta, backend)
+    if g == 1:
+        return dq, dkh, dvh
+    return (dq, dkh.reshape(B, Hk, g, Skv, D).sum(axis=2),
+            dvh.reshape(B, Hk, g, Skv, D).sum(axis=2))

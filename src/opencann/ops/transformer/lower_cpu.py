@@ -1,0 +1,58 @@
+"""FlashAttention and FlashAttentionGrad on the cpu backend: the flash-attention kernels of
+`kernels/attention.py` (registered in each op's `OpDef.kernels["cpu"]`, see
+`opencann.ops.lowering`). The kernel module is imported when a lowering runs, so `import
+opencann.ops` loads no tile kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...ir import Node
+from ..lowering import Lowered, f32_all
+from ..registry import defkernel
+from .flash_attention import DOMAIN
+
+
+def _fits(node: Node) -> str | None:
+    bad = f32_all(node)
+    if bad:
+        return bad
+    for v in node.inputs[:3]:
+        if v.type.shape is not None and len(v.type.shape) != 4:
+            return "inputs are not rank 4"
+    return None
+
+
+@defkernel("cpu", "FlashAttention", domain=DOMAIN)
+def _lower_flash_attention(node: Node, attrs: dict):
+    bad = _fits(node)
+    if bad:
+        return bad
+    causal, scale = bool(attrs.get("causal", 0)), attrs.get("scale")
+
+    def fn(q, k, v):
+        from .kernels.attention import attention
+
+        b, h, sq, _ = q.shape
+        # heads merged in memory, (B, Sq, H, D): the usual Transpose + Reshape after is a view
+        out = np.empty((b, sq, h, v.shape[-1]), np.float32).transpose(0, 2, 1, 3)
+        lse = np.empty((b, h, sq), np.float32)
+        attention(q, k, v, causal=causal, scale=scale, out=out, lse=lse)
+        return out, lse
+
+    return Lowered(fn, list(node.inputs[:3]), "flash_attention", outputs=2)
+
+
+@defkernel("cpu", "FlashAttentionGrad", domain=DOMAIN)
+def _lower_flash_attention_grad(node: Node, attrs: dict):
+    bad = _fits(node)
+    if bad:
+        return bad
+    causal, scale = bool(attrs.get("causal", 0)), attrs.get("scale")
+
+    def fn(dy, q, k, v, y, lse):
+        from .kernels.attention import attention_backward
+
+        return attention_backward(q, k, v, y, dy, lse, causal=causal, scale=scale)
+
+    return Lowered(fn, list(node.inputs[:6]), "flash_attention_grad", outputs=3)
