@@ -248,14 +248,15 @@ static void oc_pack_bt(int K, int N, const float *Bt, int64_t ldb, float *Bp, in
   }
 }
 
-static void oc_micro_add(const float *t, int tn, float *C, int ldc, int mr, int nr) {
+/* C (mr x nr of it) += t, or = t when `ow` (overwrite: the first product into an unset C) */
+static void oc_micro_add(const float *t, int tn, float *C, int ldc, int mr, int nr, int ow) {
   for (int r = 0; r < mr; r++)
-    for (int j = 0; j < nr; j++) C[(size_t)r * ldc + j] += t[r * tn + j];
+    for (int j = 0; j < nr; j++) C[(size_t)r * ldc + j] = (ow ? 0.0f : C[(size_t)r * ldc + j]) + t[r * tn + j];
 }
 
 #ifdef OC_X86
 __attribute__((target("avx2,fma")))
-static void oc_micro_avx2(int K, const float *a, int lda, const float *b, float *C, int ldc, int mr, int nr) {
+static void oc_micro_avx2(int K, const float *a, int lda, const float *b, float *C, int ldc, int mr, int nr, int ow) {
   /* rows past mr repeat the last valid row: computed, never stored */
   const float *a0 = a, *a1 = a + (size_t)OC_MIN(1, mr - 1) * lda, *a2 = a + (size_t)OC_MIN(2, mr - 1) * lda;
   const float *a3 = a + (size_t)OC_MIN(3, mr - 1) * lda, *a4 = a + (size_t)OC_MIN(4, mr - 1) * lda;
@@ -275,8 +276,8 @@ static void oc_micro_avx2(int K, const float *a, int lda, const float *b, float 
   }
   if (mr == 6 && nr == 16) {
 #define OC_UPD2(r, x0, x1) \
-    _mm256_storeu_ps(C + (size_t)r * ldc, _mm256_add_ps(_mm256_loadu_ps(C + (size_t)r * ldc), x0)); \
-    _mm256_storeu_ps(C + (size_t)r * ldc + 8, _mm256_add_ps(_mm256_loadu_ps(C + (size_t)r * ldc + 8), x1));
+    _mm256_storeu_ps(C + (size_t)r * ldc, ow ? x0 : _mm256_add_ps(_mm256_loadu_ps(C + (size_t)r * ldc), x0)); \
+    _mm256_storeu_ps(C + (size_t)r * ldc + 8, ow ? x1 : _mm256_add_ps(_mm256_loadu_ps(C + (size_t)r * ldc + 8), x1));
     OC_UPD2(0, c00, c01) OC_UPD2(1, c10, c11) OC_UPD2(2, c20, c21)
     OC_UPD2(3, c30, c31) OC_UPD2(4, c40, c41) OC_UPD2(5, c50, c51)
 #undef OC_UPD2
@@ -288,12 +289,12 @@ static void oc_micro_avx2(int K, const float *a, int lda, const float *b, float 
     _mm256_storeu_ps(t + 48, c30); _mm256_storeu_ps(t + 56, c31);
     _mm256_storeu_ps(t + 64, c40); _mm256_storeu_ps(t + 72, c41);
     _mm256_storeu_ps(t + 80, c50); _mm256_storeu_ps(t + 88, c51);
-    oc_micro_add(t, 16, C, ldc, mr, nr);
+    oc_micro_add(t, 16, C, ldc, mr, nr, ow);
   }
 }
 
 __attribute__((target("avx512f")))
-static void oc_micro_avx512(int K, const float *a, int lda, const float *b, float *C, int ldc, int mr, int nr) {
+static void oc_micro_avx512(int K, const float *a, int lda, const float *b, float *C, int ldc, int mr, int nr, int ow) {
   const float *a0 = a, *a1 = a + (size_t)OC_MIN(1, mr - 1) * lda, *a2 = a + (size_t)OC_MIN(2, mr - 1) * lda;
   const float *a3 = a + (size_t)OC_MIN(3, mr - 1) * lda, *a4 = a + (size_t)OC_MIN(4, mr - 1) * lda;
   const float *a5 = a + (size_t)OC_MIN(5, mr - 1) * lda;
@@ -312,8 +313,8 @@ static void oc_micro_avx512(int K, const float *a, int lda, const float *b, floa
   }
   if (mr == 6 && nr == 32) {
 #define OC_UPD2(r, x0, x1) \
-    _mm512_storeu_ps(C + (size_t)r * ldc, _mm512_add_ps(_mm512_loadu_ps(C + (size_t)r * ldc), x0)); \
-    _mm512_storeu_ps(C + (size_t)r * ldc + 16, _mm512_add_ps(_mm512_loadu_ps(C + (size_t)r * ldc + 16), x1));
+    _mm512_storeu_ps(C + (size_t)r * ldc, ow ? x0 : _mm512_add_ps(_mm512_loadu_ps(C + (size_t)r * ldc), x0)); \
+    _mm512_storeu_ps(C + (size_t)r * ldc + 16, ow ? x1 : _mm512_add_ps(_mm512_loadu_ps(C + (size_t)r * ldc + 16), x1));
     OC_UPD2(0, c00, c01) OC_UPD2(1, c10, c11) OC_UPD2(2, c20, c21)
     OC_UPD2(3, c30, c31) OC_UPD2(4, c40, c41) OC_UPD2(5, c50, c51)
 #undef OC_UPD2
@@ -325,14 +326,21 @@ static void oc_micro_avx512(int K, const float *a, int lda, const float *b, floa
     _mm512_storeu_ps(t + 96, c30); _mm512_storeu_ps(t + 112, c31);
     _mm512_storeu_ps(t + 128, c40); _mm512_storeu_ps(t + 144, c41);
     _mm512_storeu_ps(t + 160, c50); _mm512_storeu_ps(t + 176, c51);
-    oc_micro_add(t, 32, C, ldc, mr, nr);
+    oc_micro_add(t, 32, C, ldc, mr, nr, ow);
   }
 }
 
 /* C[12][nr] += the 12 x 32 accumulators c0 (columns 0-15) and c1 (16-31) */
 __attribute__((target("avx512f")))
-static inline void oc_add12x32(const __m512 *c0, const __m512 *c1, float *C, int ldc, int nr) {
-  if (nr == 32) {
+static inline void oc_add12x32(const __m512 *c0, const __m512 *c1, float *C, int ldc, int nr, int ow) {
+  if (nr == 32 && ow) {
+#pragma GCC unroll 12
+    for (int r = 0; r < 12; r++) {
+      float *cr = C + (size_t)r * ldc;
+      _mm512_storeu_ps(cr, c0[r]);
+      _mm512_storeu_ps(cr + 16, c1[r]);
+    }
+  } else if (nr == 32) {
 #pragma GCC unroll 12
     for (int r = 0; r < 12; r++) {
       float *cr = C + (size_t)r * ldc;
@@ -343,7 +351,7 @@ static inline void oc_add12x32(const __m512 *c0, const __m512 *c1, float *C, int
     float t[12 * 32];
 #pragma GCC unroll 12
     for (int r = 0; r < 12; r++) { _mm512_storeu_ps(t + 32 * r, c0[r]); _mm512_storeu_ps(t + 32 * r + 16, c1[r]); }
-    oc_micro_add(t, 32, C, ldc, 12, nr);
+    oc_micro_add(t, 32, C, ldc, 12, nr, ow);
   }
 }
 
@@ -353,7 +361,7 @@ static inline void oc_add12x32(const __m512 *c0, const __m512 *c1, float *C, int
    they fit addressing modes instead of spilling. */
 __attribute__((target("avx512f")))
 static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, float *C, int ldc, int nr,
-                               const float *pf, int pfs) {
+                               const float *pf, int pfs, int ow) {
   /* four base pointers, three rows apart, and the row stride as an index: every broadcast is one
      (base + index * scale) address and nothing spills */
   const float *p0 = a, *p1 = a + (size_t)3 * lda, *p2 = a + (size_t)6 * lda, *p3 = a + (size_t)9 * lda;
@@ -377,14 +385,14 @@ static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, f
     pf += pfs;
   }
 #undef OC_ROW
-  oc_add12x32(c0, c1, C, ldc, nr);
+  oc_add12x32(c0, c1, C, ldc, nr, ow);
 }
 
 /* the 12x32 kernel for A stored transposed (K x M, row stride lda): the 12 rows of a block are
    12 adjacent floats of each A row (a training graph's X^T @ dY) */
 __attribute__((target("avx512f")))
 static void oc_micro_avx512_12t(int K, const float *a, int lda, const float *b, float *C, int ldc, int nr,
-                                const float *pf, int pfs) {
+                                const float *pf, int pfs, int ow) {
   __m512 c0[12], c1[12];
 #pragma GCC unroll 12
   for (int r = 0; r < 12; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = c0[r]; }
@@ -403,28 +411,38 @@ static void oc_micro_avx512_12t(int K, const float *a, int lda, const float *b, 
     b += 32;
     pf += pfs;
   }
-  oc_add12x32(c0, c1, C, ldc, nr);
+  oc_add12x32(c0, c1, C, ldc, nr, ow);
 }
 #endif
 
-static void oc_micro_generic(int K, const float *a, int lda, const float *b, float *C, int ldc, int mr, int nr) {
+static void oc_micro_generic(int K, const float *a, int lda, const float *b, float *C, int ldc, int mr, int nr, int ow) {
   float t[4 * 8] = {0};
   for (int k = 0; k < K; k++) {
     for (int r = 0; r < mr; r++)
       for (int j = 0; j < 8; j++) t[r * 8 + j] += a[(size_t)r * lda + k] * b[j];
     b += 8;
   }
-  oc_micro_add(t, 8, C, ldc, mr, nr);
+  oc_micro_add(t, 8, C, ldc, mr, nr, ow);
 }
 
 /* floats of scratch that oc_dot_f32_ld needs for its packed panels */
 #define OC_DOT_SCRATCH(M, N, K) ((size_t)((M) + 8) * (K) + (size_t)((N) + 32) * (K) + 64)
 
 /* C (row stride ldc) += A (M x K, row stride lda; or K x M when a_trans) @ B (K x N, row
-   stride ldb; or N x K when b_trans) */
+   stride ldb; or N x K when b_trans). With `ow` (overwrite) C is unset and the block of C is
+   Mt x Nt: C = A @ B on its first M rows and N columns, zeros on the rest; the products go
+   straight to C, which is never read (a GEMM accumulating in its output writes each line of
+   it as the first K slab finishes instead of in one burst at the end). */
 static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int a_trans,
                           const float *B, int64_t ldb, int b_trans, float *C, int64_t ldc,
-                          float *pack) {
+                          float *pack, int ow, int Mt, int Nt) {
+  if (ow) {  /* what the product leaves unset: rows past M, columns past N, everything when K = 0 */
+    int m0 = (M > 0 && N > 0 && K > 0) ? OC_MAX(M, 0) : 0, n0 = m0 ? OC_MAX(N, 0) : 0;
+    for (int r = 0; r < Mt; r++) {
+      int j0 = r < m0 ? n0 : 0;
+      if (j0 < Nt) memset(C + (size_t)r * ldc + j0, 0, sizeof(float) * (size_t)(Nt - j0));
+    }
+  }
   if (M <= 0 || N <= 0 || K <= 0) return;
   int lvl = oc_isa_level();
   /* AVX-512 takes rows 12 at a time, and a last block of fewer with the 6-row kernel */
@@ -468,18 +486,18 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
       if (lvl == 2) {
         const float *pf = bp + pf0 + (size_t)(i0 / 12) * pfs * K;
         if (i0 < full) {
-          oc_micro_avx512_12t(K, A + i0, (int)lda, bp, c, (int)ldc, nr, pf, pfs);
+          oc_micro_avx512_12t(K, A + i0, (int)lda, bp, c, (int)ldc, nr, pf, pfs, ow);
         } else if (mr == 12) {
-          oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, pf, pfs);
+          oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, pf, pfs, ow);
         } else {  /* a last block of 1-11 rows: at most two 6-row calls */
-          oc_micro_avx512(K, ap, (int)ldr, bp, c, (int)ldc, OC_MIN(mr, 6), nr);
-          if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * ldr, (int)ldr, bp, c + (size_t)6 * ldc, (int)ldc, mr - 6, nr);
+          oc_micro_avx512(K, ap, (int)ldr, bp, c, (int)ldc, OC_MIN(mr, 6), nr, ow);
+          if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * ldr, (int)ldr, bp, c + (size_t)6 * ldc, (int)ldc, mr - 6, nr, ow);
         }
         continue;
       }
-      if (lvl == 1) { oc_micro_avx2(K, ap, (int)ldr, bp, c, (int)ldc, mr, nr); continue; }
+      if (lvl == 1) { oc_micro_avx2(K, ap, (int)ldr, bp, c, (int)ldc, mr, nr, ow); continue; }
 #endif
-      oc_micro_generic(K, ap, (int)ldr, bp, c, (int)ldc, mr, nr);
+      oc_micro_generic(K, ap, (int)ldr, bp, c, (int)ldc, mr, nr, ow);
     }
   }
 }

@@ -152,6 +152,10 @@ class _Gen:
         self.results: dict = defaultdict(list)
         self.force_buf: set = set()
         self.direct: dict = {}  # load id -> its dim that may be cut short (find_direct_dot_operands)
+        self.first_flag: dict = {}  # dot id -> C flag: 1 while its accumulator is still unset
+        self.buf_ld: dict = {}  # buffer name -> its row stride, when not the tile's width
+        self.hoisted: set = set()  # scalars emitted ahead of their place (before a loop)
+        self.skip_copy: dict = {}  # store id -> accumulator that may already be the output
         self._aff: dict = {}
         self.scratch = 0
         self.ntmp = 0
@@ -169,13 +173,13 @@ class _Gen:
         where = f"{v.loc}: " if v.loc else ""
         return TileCompileError(f"{where}cpu backend: {msg}")
 
-    def alloc(self, ctype: str, numel: int, name: str) -> str:
+    def alloc(self, ctype: str, numel: int, name: str, restrict: bool = True) -> str:
         off = self.scratch
         # stagger buffers by a few cache lines so equal indices of different tiles do not all
         # fall in the same L1 set
         self.scratch += (numel * SIZE.get(ctype, 4) + 63) // 64 * 64 + 64 * (1 + self.ntmp % 7)
         self.ntmp += 1
-        self.line(f"{ctype} *restrict {name} = ({ctype} *)(oc_sp + {off});")
+        self.line(f"{ctype} *{'restrict ' if restrict else ''}{name} = ({ctype} *)(oc_sp + {off});")
         return name
 
     def alloc_value(self, v: Value) -> str:
@@ -433,7 +437,10 @@ class _Gen:
         if k == "const":
             return _lit(v.arg, v.dtype)
         if k == "buf":
-            return f"{self.name[v.id]}[{self.flat(v.shape, idx)}]"
+            name = self.name[v.id]
+            if name in self.buf_ld:  # an accumulator that may lie in the output (row stride ld)
+                return f"{name}[{_idx(idx[0])} * {self.buf_ld[name]} + {_idx(idx[1])}]"
+            return f"{name}[{self.flat(v.shape, idx)}]"
         if k == "affine":
             return self.aff_expr(self.affine(v), idx)
         if k == "load":
@@ -659,6 +666,8 @@ class _Gen:
     # --- emission ------------------------------------------------------------------------------
     def emit_block(self, block):
         for v in block.values:
+            if v.id in self.hoisted:
+                continue
             k = self.kind[v.id]
             op = v.op
             if op == "store":
@@ -805,6 +814,13 @@ class _Gen:
         aff = self.affine(p)
         if len(shape) == 2 and aff is not None and aff[1][0] == 1 and aff[1][1] != 1:
             order = (1, 0)
+        if v.id in self.skip_copy:
+            self.line(f"if ({self.skip_copy[v.id][0]} != {self.skip_copy[v.id][1]}) {{")
+            self.ind += 1
+            self.loops(shape, body, lo, hi, order)
+            self.ind -= 1
+            self.line("}")
+            return
         self.loops(shape, body, lo, hi, order)
 
     def emit_reduce(self, v: Value):
@@ -887,13 +903,14 @@ class _Gen:
         b_trans = b.op == "trans" and self.kind[b.srcs[0].id] == "buf"
         bsrc = b.srcs[0] if b_trans else b
         bb = self.name[bsrc.id] if b_trans else self.as_buffer(b)  # pack straight from b^T
+        ow = self.first_flag.get(v.id, "0")  # the product may overwrite its accumulator
         if acc is not None and self.single_use_here(acc, v):
             name = self.name[acc.id]
             self.name[v.id] = name
         else:
             name = self.alloc_value(v)
             if acc is None:
-                self.line(f"memset({name}, 0, sizeof(float) * {M * N});")
+                ow = "1"
             else:
                 self.loops(v.shape, lambda idx: self.line(
                     f"{name}[{self.flat(v.shape, idx)}] = {self.elem(acc, idx)};"))
@@ -905,18 +922,139 @@ class _Gen:
         if bsrc.id in self.direct:
             bb, ldb, n = f"pa{bsrc.id}", f"lda{bsrc.id}", f"dn{bsrc.id}"
         self.line(f"oc_dot_f32_ld({m}, {n}, {K}, {ab}, {lda}, {int(a_trans)}, {bb}, {ldb}, "
-                  f"{int(b_trans)}, {name}, {N}, {pack});")
+                  f"{int(b_trans)}, {name}, {self.buf_ld.get(name, N)}, {pack}, {ow}, {M}, {N});")
+        if ow not in ("0", "1"):
+            self.line(f"{ow} = 0;")
+
+    def zero_carried_dot(self, f: Value, p: Value, init: Value, y: Value) -> bool:
+        """Whether loop-carried tile `p` starts as zeros and each iteration is `p = dot(a, b, p)`
+        with p read by nothing else: the first product can then overwrite the accumulator
+        instead of it being zeroed first (`oc_dot_f32_ld`'s `ow`)."""
+        us = self.users[p.id]
+        return (init.op == "full" and float(init.arg) == 0.0 and y.op == "dot"
+                and len(y.srcs) > 2 and y.srcs[2] is p and len(us) == 1 and us[0][0] is y
+                and self.block_of.get(y.id) is f.arg and self.kind.get(y.id) == "buf")
+
+    @staticmethod
+    def root_param(p: Value) -> Value:
+        while p.op != "arg" and p.srcs:
+            p = p.srcs[0]
+        return p
+
+    def output_of(self, f: Value, r: Value | None):
+        """(store, its pointer's affine form, mask region, scalars to hoist) when the loop result
+        `r` (a float32 2-d accumulator) goes only to one store after the loop, through
+        elementwise ops folded into the store's loop, at unit column stride under a mask that is
+        just row/column bounds, and everything the store's address and bounds need can be
+        computed before the loop; else None. Such an accumulator may live in the output itself
+        (`accumulate_in_output`)."""
+        if r is None or len(r.shape) != 2 or r.dtype is not _dt.float32:
+            return None
+        blk, u = self.block_of[f.id], r
+        while True:
+            us = self.users[u.id]
+            if len(us) != 1 or us[0][0] == "yield" or us[0][1] is not blk:
+                return None
+            w = us[0][0]
+            if w.op == "store":
+                break
+            if w.op not in ELEMENTWISE or self.kind.get(w.id) != "inline" or w.shape != r.shape:
+                return None
+            u = w
+        st = w
+        if st.srcs[1] is not u or st.shape != r.shape or st.srcs[0].dtype.elem is not _dt.float32:
+            return None
+        aff = self.affine(st.srcs[0])
+        if aff is None or len(aff[1]) != 2 or aff[1][1] != 1 or _is0(aff[1][0]):
+            return None
+        region = None
+        if len(st.srcs) > 2:
+            lo_l, hi_l, residual = self.region(st.srcs[2], st.shape)
+            if residual or any(lo_l):
+                return None
+            region = hi_l
+        # the store's address and mask, computed before the loop: scalars of this block defined
+        # after the loop are hoisted if they are plain arithmetic on what is known before it
+        pos = {id(v): i for i, v in enumerate(blk.values)}
+        at = pos.get(id(f))
+        hoist, seen = [], set()
+
+        def need(v) -> bool:
+            if v.id in seen:
+                return True
+            seen.add(v.id)
+            if v.op in ("arg", "const", "program_id", "num_programs"):
+                return True
+            if self.block_of.get(v.id) is not blk:  # a loop's value (or an outer block's)
+                return False
+            if pos.get(id(v), -1) < at:
+                return True
+            if v.shape != () and self.kind.get(v.id) == "buf":
+                return False
+            if v.op in ("load", "reduce", "result", "for", "store", "dot"):
+                return False
+            if not all(need(x) for x in v.srcs):
+                return False
+            if v.shape == ():
+                hoist.append(v)
+            return True
+
+        if not need(st.srcs[0]) or (len(st.srcs) > 2 and not need(st.srcs[2])):
+            return None
+        return st, aff, region, sorted(hoist, key=lambda v: pos[id(v)])
+
+    def accumulate_in_output(self, f: Value, nm: str, shape, r: Value, st: Value, aff, region,
+                             hoist):
+        """Point accumulator `nm` at its block of the output when the block lies wholly inside it
+        (and no array the kernel reads is the output array): the dot then writes the output as it
+        goes, and the store after the loop works in place. Otherwise it stays in scratch."""
+        for v in hoist:
+            self.emit_scalar(v)
+            self.hoisted.add(v.id)
+        ld = f"ld{f.id}_{nm}"
+        self.line(f"int64_t {ld} = {shape[1]};")
+        conds = []
+        if region is not None:
+            _, hi, _ = self.bounds(shape, [[], []], region)
+            conds += [f"{h} == {n}" for h, n in zip(hi, shape) if h != n]
+        out = self.root_param(st.srcs[0])
+        for v in self.k.body.walk():  # an input that is the output itself: keep the scratch
+            if v.op == "load" and v.shape != ():
+                src = self.root_param(v.srcs[0])
+                if src is out:
+                    return
+                conds.append(f"(const void *){self.name[src.id]} != (const void *){self.name[out.id]}")
+        base = self.ptr_base(st.srcs[0])
+        self.line(f"if ({' && '.join(conds) or '1'}) {{")
+        self.line(f"  {nm} = &{base}[{self.aff_expr(aff, ['0', '0'])}];")
+        self.line(f"  {ld} = {aff[1][0]};")
+        self.line("}")
+        self.buf_ld[nm] = ld
+        if st.srcs[1] is r:  # stored as it is: nothing to do when it already lies there
+            self.skip_copy[st.id] = (nm, f"&{base}[{self.aff_expr(aff, ['0', '0'])}]")
 
     def emit_for(self, f: Value):
         body = f.arg
         lo, hi, step, *inits = f.srcs
         iv, *params = body.params
         results = {r.arg: r for r in self.results[f.id]}
+        unset = []  # (flag, buffer, numel): accumulators the loop's first product overwrites
         for k, (p, init) in enumerate(zip(params, inits)):
             if p.shape == ():
                 self.line(f"{self.ctype(p)} {self.name[p.id]} = {self.elem(init, [])};")
                 continue
-            if self.single_use_here(init, f) and init.op not in ("param",):
+            y = body.yields[k]
+            if self.zero_carried_dot(f, p, init, y):
+                into = self.output_of(f, results.get(k))
+                nm = self.alloc(CT[p.dtype], math.prod(p.shape), f"c{f.id}_{k}",
+                                restrict=into is None)
+                flag = f"oc_unset{f.id}_{k}"
+                self.line(f"int {flag} = 1;")
+                self.first_flag[y.id] = flag
+                if into is not None:
+                    self.accumulate_in_output(f, nm, p.shape, results[k], *into)
+                unset.append((flag, nm, p.shape))
+            elif self.single_use_here(init, f) and init.op not in ("param",):
                 nm = self.name[init.id]
             else:
                 nm = self.alloc(CT[p.dtype], math.prod(p.shape), f"c{f.id}_{k}")
@@ -954,6 +1092,10 @@ class _Gen:
             self.line(s_)
         self.ind -= 1
         self.line("}")
+        for flag, nm, shape in unset:  # the loop ran no iteration: the zeros it started from
+            ld = self.buf_ld.get(nm, shape[1])
+            self.line(f"if ({flag}) for (int64_t r = 0; r < {shape[0]}; r++) "
+                      f"memset({nm} + r * {ld}, 0, sizeof(float) * {shape[1]});")
 
     def as_buffer_tmp(self, v: Value) -> str:
         name = self.alloc(CT[v.dtype], math.prod(v.shape), self.tmp())

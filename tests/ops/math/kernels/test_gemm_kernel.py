@@ -217,3 +217,29 @@ def test_dot_reads_blocks_cut_short_in_place():
     _, args, meta = gemm_launch(d, d, d, None, None, 128, 70, 200, blocks=(132, 64, 64))
     src = gemm_kernel.c_source(*args, **meta)
     assert "oc_dot_f32_ld(dn" in src
+
+
+def test_accumulating_in_the_output():
+    """A block wholly inside C accumulates in C itself (the first K slab overwrites it, the C
+    source says so); blocks at the edges, a residual that is the output array itself and K = 0
+    keep the scratch accumulator, and every case computes what NumPy does."""
+    from opencann.ops.math.kernels.gemm import gemm_kernel, gemm_launch
+
+    d = np.empty(1, np.float32)
+    _, args, meta = gemm_launch(d, d, d, None, None, 64, 64, 64, blocks=(24, 32, 16))
+    src = gemm_kernel.c_source(*args, **meta)
+    assert "oc_unset" in src and "= a_scm;" in src
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((50, 70)).astype(np.float32)   # 24-row blocks: 2 whole, 1 cut short
+    b = rng.standard_normal((70, 45)).astype(np.float32)
+    r = rng.standard_normal((50, 45)).astype(np.float32)
+    want = a @ b + r
+    out = np.full((50, 45), np.nan, np.float32)
+    got = batched_gemm(a, b, residual=r, out=out, blocks=(24, 32, 16))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    c = r.copy()  # C += A @ B in place: the residual is the output array
+    batched_gemm(a, b, residual=c, out=c, blocks=(24, 32, 16))
+    np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-4)
+    z = batched_gemm(np.ones((30, 0), np.float32), np.ones((0, 40), np.float32), residual=r[:30, :40],
+                     blocks=(24, 32, 16))
+    np.testing.assert_array_equal(z, r[:30, :40])
