@@ -166,7 +166,7 @@ def gemm_epilogue_kernel(c, bias, res, M, N, scm, srm, BM: tile.constexpr, BN: t
         tile.store(c + rm[:, None] * scm + rn[None, :], acc, mask=mask)
 
 
-def _blocks(M, N, K, bn=None):
+def _blocks(M, N, K, bn=None, trans_a=False):
     """Block sizes (BM, BN, BK) for an M x N x K product (BN fixed when given: B as panels).
 
     BM is a multiple of the 6-row micro-kernel: all of M up to 132 rows (splitting M would load
@@ -177,6 +177,7 @@ def _blocks(M, N, K, bn=None):
     micro-kernel) that gives at least two programs per thread, a count the threads share evenly
     and a last block at least half full (measured with 2 threads on transformer and MLP shapes:
     128x384x384 went from 127 to 145 GFLOP/s, 128x1536x384 from 114 to 152)."""
+    bn_fixed = bn is not None
     if M <= 132:
         bm = max(6, -(-M // 6) * 6)
     else:
@@ -195,10 +196,15 @@ def _blocks(M, N, K, bn=None):
         while bm > 24 and mb * -(-N // bn) < 2 * threads:
             bm = -(-bm // 12) * 6
             mb = -(-M // bm)
-    # a BK x 32 panel of B (16 KiB at 128) stays in L1 beside the A rows the micro-kernel reads;
-    # K is cut into equal slabs of at most 128 (K=147 as 80+67 rather than 128+19: a thin last
-    # slab costs a whole pass of packing; the stem of a ResNet went from about 80 to 115 GFLOP/s)
-    slabs = -(-K // 128)
+    # K is cut into equal slabs (K=147 as 80+67 rather than 128+19: a thin last slab costs a
+    # whole pass of packing; the stem of a ResNet went from about 80 to 115 GFLOP/s). Slabs of
+    # at most 128 keep a BK x 32 panel of B (16 KiB) in L1 beside the A rows the micro-kernel
+    # reads: what A stored transposed and B given as panels want. With A read by rows, fewer
+    # and longer slabs did better (2 threads, accumulating in C): K <= 384 as one slab, whole A
+    # rows (1024x1536x384 from 272 to 284 GFLOP/s), else slabs of at most 512 (1024x384x4096
+    # from 231 to 269, 1024x384x1536 from 281 to 292); slabs of 256 in rows of 384 were slow.
+    cap = 128 if (trans_a or bn_fixed) else (K if K <= 384 else 512)
+    slabs = -(-K // cap)
     bk = max(8, -(-(-(-K // slabs)) // 8) * 8)
     return bm, bn, bk
 
@@ -390,7 +396,7 @@ def gemm_launch(a, b, c, bias, res, M, N, K, batch=1, a_batched=False, b_batched
     `Panels` (batch?, P, K, NR), c (batch?, M, N); `has_bias` 1 for a bias per column, 2 per row;
     `*_batched` whether an operand has the batch dim; `c_trans`: c (and res) hold the result
     transposed, (batch?, N, M). `batched_gemm` launches it; `prepare_gemm` keeps it."""
-    bm, bn, bk = blocks or _blocks(M, N, K, bn=b_panels or None)
+    bm, bn, bk = blocks or _blocks(M, N, K, bn=b_panels or None, trans_a=trans_a)
     if b_panels and bn != b_panels:
         raise ValueError(f"gemm: B as panels of {b_panels} needs BN={b_panels}, got {bn}")
     b_batch = K * (-(-N // b_panels) * b_panels if b_panels else N)  # one B's floats
