@@ -61,6 +61,9 @@ def test_outputs_in_eager_layout_copy_at_most_once():
     t = _to_torch(q, none, [0, 2, 1, 3], torch.float32)
     assert t.stride() == want.stride() and torch.equal(t, want)
     assert t.data_ptr() != qkv.ctypes.data
+    # eager's own strides (it returns the head as a view of its projection too): no copy
+    t = _to_torch(q, none, [0, 2, 1, 3], torch.float32, strides=(60, 2, 12, 1))
+    assert t.data_ptr() == q.ctypes.data and t.stride() == (60, 2, 12, 1) and torch.equal(t, want)
     inp = np.arange(6, dtype=np.float32).reshape(2, 3)
     t = _to_torch(inp.T, _Spans([_span(inp)]), [1, 0], torch.float64)  # an input's view: a copy
     assert t.dtype == torch.float64 and t.stride() == (1, 3)
@@ -75,6 +78,32 @@ def test_non_contiguous_inputs():
     y = torch.randn(3, 4).t()
     with torch.no_grad():
         assert torch.allclose(f(x, y), x * y + 1)
+
+
+def test_a_node_returned_twice_is_one_tensor_and_heads_cross_as_views():
+    """A training forward returns the same FX node as a user output and as a saved activation:
+    one tensor for both (one copy, as eager has one). Heads split off a projection come back with
+    eager's strides, and the backward reads them as they lie."""
+    def fn(x, w):
+        qkv = x @ w
+        q = qkv[:, :, :4].reshape(2, 3, 2, 2).transpose(1, 2)
+        k = qkv[:, :, 4:].reshape(2, 3, 2, 2).transpose(1, 2).contiguous()
+        return q, k, k
+
+    x, w = torch.randn(2, 3, 5), torch.randn(5, 8)
+    with torch.no_grad():
+        want, got = fn(x, w), _compile(fn)(x, w)
+    assert got[1] is got[2]
+    for e, g in zip(want, got):
+        assert g.stride() == e.stride() and torch.allclose(g, e, atol=1e-6)
+    x.requires_grad_(True)
+    w.requires_grad_(True)
+    f = _compile(lambda x, w: fn(x, w)[0].exp().sum())
+    f(x, w).backward()
+    gx, gw = x.grad.clone(), w.grad.clone()
+    x.grad = w.grad = None
+    fn(x, w)[0].exp().sum().backward()
+    assert torch.allclose(gx, x.grad, atol=1e-5) and torch.allclose(gw, w.grad, atol=1e-5)
 
 
 def test_layout_of_meta_tensors():

@@ -171,6 +171,7 @@ class CompiledRegion:
         self.input_names = [v.name for v in graph.inputs]
         self.output_spec = lowering.output_spec
         self.layouts = [(_layout(s[2]) if s[0] == "tensor" else None) for s in self.output_spec]
+        self.strides = [(_strides(s[2]) if s[0] == "tensor" else None) for s in self.output_spec]
         self.out_dtypes = [(s[2].dtype if s[0] == "tensor" else None) for s in self.output_spec]
         self.executor = make_executor(graph, name, engine)
         # constants must never reach the caller without a copy: they live on in the graph
@@ -191,7 +192,12 @@ class CompiledRegion:
                 continue
             name = next(names)
             if kind == "tensor":
-                arr = a.detach().contiguous().numpy()
+                t = a.detach()
+                # a strided view (a head split off a projection, saved for the backward) is
+                # passed as it lies: the engine's kernels read views or copy them themselves
+                if not t.is_contiguous() and (t.dim() == 0 or min(t.stride()) <= 0):
+                    t = t.contiguous()
+                arr = t.numpy()
                 feeds[name] = arr
                 if arr.size:
                     ranges.append(_span(arr))
@@ -200,7 +206,8 @@ class CompiledRegion:
         results = self.executor.run(feeds)
         protected = _Spans(ranges)
         outs = []
-        for spec, layout, dt in zip(self.output_spec, self.layouts, self.out_dtypes):
+        made: dict[str, torch.Tensor] = {}  # FX node -> its tensor: a node returned twice is one tensor
+        for spec, layout, dt, st in zip(self.output_spec, self.layouts, self.out_dtypes, self.strides):
             kind = spec[0]
             if kind == "none":
                 outs.append(None)
@@ -210,8 +217,11 @@ class CompiledRegion:
                 outs.append(args[spec[1]])
             elif kind == "sym":
                 outs.append(int(results[spec[1]]))
+            elif spec[3] in made:  # (a saved activation that is also a user output)
+                outs.append(made[spec[3]])
             else:
-                outs.append(_to_torch(results[spec[1]], protected, layout, dt))
+                made[spec[3]] = t = _to_torch(results[spec[1]], protected, layout, dt, st)
+                outs.append(t)
         args.clear()
         return outs
 
@@ -238,13 +248,27 @@ class _Spans:
         return i > 0 and self.max_hi[i - 1] > span[0]
 
 
-def _to_torch(arr, protected: _Spans, layout, dtype) -> torch.Tensor:
+def _strides(val) -> tuple | None:
+    """The strides (in elements) of a meta tensor, None where a dim of size 1 makes any do."""
+    try:
+        return tuple(None if _hint(n) == 1 else _hint(s) for n, s in zip(val.shape, val.stride()))
+    except (RuntimeError, TypeError):
+        return None
+
+
+def _to_torch(arr, protected: _Spans, layout, dtype, strides=None) -> torch.Tensor:
     """`arr` as a tensor the caller owns, laid out as eager lays it out (`layout`: the dim order,
-    outermost first, of a non-contiguous eager output; None for C order). At most one copy: none
-    when `arr` is ours and already in that order (e.g. the transpose of a product), one when it is
-    a view of an input or a constant, or in another order."""
+    outermost first, of a non-contiguous eager output; None for C order; `strides`: eager's, in
+    elements). At most one copy: none when `arr` is ours and already in that order (e.g. the
+    transpose of a product) or has eager's very strides (a head split off a projection, which
+    eager also returns as a view), one when it is a view of an input or a constant, or in another
+    order."""
     arr = np.asarray(arr)
     own = arr.flags.writeable and not (arr.size and protected.overlaps(_span(arr)))
+    if own and strides is not None and layout is not None and arr.ndim == len(strides) and all(
+            w is None or s == w * arr.itemsize for s, w in zip(arr.strides, strides)):
+        t = torch.from_numpy(arr)
+        return t if t.dtype == dtype else t.to(dtype)
     if layout is None:
         if not own or not arr.flags.c_contiguous:
             arr = np.array(arr, order="C", copy=True)

@@ -254,7 +254,7 @@ class GraphLowering:
                     raise LoweringError(f"output {o.name} is not a single value")
                 self.g.outputs.append(v)
                 self.output_spec.append(("tensor" if isinstance(val, torch.Tensor) else "sym",
-                                         v.name, val))
+                                         v.name, val, o.name))
 
 
 # -- helpers for the table -------------------------------------------------------------------------
