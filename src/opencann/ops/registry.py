@@ -114,6 +114,11 @@ _REGISTRY: dict[tuple[str, str], list[OpDef]] = {}
 _KERNELS: dict[tuple[str, str], dict[str, Any]] = {}
 
 
+# opencann's own ops (what training graphs need and ONNX lacks: an attention that keeps its
+# log-sum-exp, the backward of attention and of layer normalization)
+OPENCANN_DOMAIN = "ai.opencann"
+
+
 def normalize_domain(domain: str) -> str:
     return "" if domain in ("", "ai.onnx") else domain
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ...ir import Node, TensorType
 from ..lowering import Checked, Lowered, const_of, f32_all, f32_ranked, is_f32, rank
-from ..registry import defkernel
+from ..registry import OPENCANN_DOMAIN, defkernel
 
 __all__ = ["conv_call", "conv_plan"]
 
@@ -227,3 +227,26 @@ def _layernorm_runtime(node: Node, attrs: dict, n, eps: float):
         res = (y, mean, rstd)[:len(outs)]
         return tuple(r if keep else None for r, keep in zip(res, outs))
     return Lowered(fn, [node.inputs[0]] + ins, "layer_norm", outputs=len(outs))
+
+
+@defkernel("cpu", "LayerNormalizationGrad", domain=OPENCANN_DOMAIN)
+def _lower_layernorm_grad(node: Node, attrs: dict):
+    from .kernels import normalization as norm_k
+
+    r, bad = f32_ranked(node, 2)
+    if bad:
+        return bad
+    if int(attrs.get("axis", -1)) % r != r - 1:
+        return f"axis={attrs.get('axis')} normalizes more than the last dim"
+    n = node.inputs[1].type.shape[-1]
+    if not isinstance(n, int) or n > norm_k.MAX_BLOCK:
+        return "last dim unknown or longer than the kernel's tile"
+    ins = [v for v in node.inputs[:5] if v is not None]
+    if any(not is_f32(v) for v in ins):
+        return "statistics or scale are not float32"
+    has_w = len(node.inputs) > 4 and node.inputs[4] is not None
+
+    def fn(dy, x, mean, rstd, w=None):
+        return norm_k.layer_norm_backward(dy, x, mean, rstd, w if has_w else None)
+
+    return Lowered(fn, ins, "layer_norm_grad", outputs=min(3, len(node.outputs)))

@@ -17,9 +17,7 @@ import numpy as np
 
 from ... import dtypes
 from ..infer import InferError, known_int, tensor
-from ..registry import defop
-
-DOMAIN = "ai.opencann"
+from ..registry import OPENCANN_DOMAIN as DOMAIN, defop
 _ATTRS = {"causal": 0, "scale": None}
 
 

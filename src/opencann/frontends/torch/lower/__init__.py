@@ -14,7 +14,6 @@ which are int64 scalars in the IR, so one compiled graph serves every batch or s
 """
 
 from . import attention, creation, elementwise, nn, reduce, shape, symbolic  # noqa: F401 - they fill the table
-from .attention import DECOMPOSITION_EXCLUDES
 from .core import (
                    DTYPES,
                    LOWERINGS,
@@ -28,6 +27,9 @@ from .core import (
                    lowers,
                    meta_of,
 )
+
+# ATen ops AOTAutograd leaves whole: their lowerings know them better than their decompositions
+DECOMPOSITION_EXCLUDES = attention.DECOMPOSITION_EXCLUDES + nn.DECOMPOSITION_EXCLUDES
 
 __all__ = ["DECOMPOSITION_EXCLUDES", "DTYPES", "LOWERINGS", "OPSET", "GraphLowering", "Lowering", "LoweringError",
            "dtype_supported", "ir_dim", "ir_type_of", "lowers", "meta_of"]

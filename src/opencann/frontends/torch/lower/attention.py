@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from ....ops.transformer.flash_attention import DOMAIN
+from ....ops.registry import OPENCANN_DOMAIN as DOMAIN
 from .core import (
     DTYPES,
     _out_dtype,

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .... import dtypes
+from ....ops.registry import OPENCANN_DOMAIN
 from .core import (
     DTYPES,
     _count,
@@ -138,6 +139,22 @@ def _layer_norm(L, n, x, normalized_shape, w, b, eps):
         mean = L.emit("Cast", [mean], {"to": DTYPES[dt].onnx})
         rstd = L.emit("Cast", [rstd], {"to": DTYPES[dt].onnx})
     return [y, mean, rstd]
+
+
+# kept whole (not decomposed by AOTAutograd): one LayerNormalizationGrad node, one pass on the cpu
+DECOMPOSITION_EXCLUDES = (aten.native_layer_norm_backward.default,)
+
+
+@lowers(aten.native_layer_norm_backward.default)
+def _layer_norm_backward(L, n, grad, x, normalized_shape, mean, rstd, w, b, output_mask):
+    dt = L.dtype(x)
+    ins = [L.tensor(grad, dt), L.tensor(x, dt), L.tensor(mean), L.tensor(rstd)]
+    if w is not None:
+        ins.append(L.tensor(w, dt))
+    dx, dw, db = L.emit("LayerNormalizationGrad", ins, {"axis": -len(normalized_shape)}, n_out=3,
+                        hint="grad_layernorm", domain=OPENCANN_DOMAIN)
+    return [dx if output_mask[0] else None, dw if output_mask[1] and w is not None else None,
+            db if output_mask[2] and b is not None else None]
 
 
 def _pool_ok(n):

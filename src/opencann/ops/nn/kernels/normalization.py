@@ -7,12 +7,14 @@ twice in BLOCK-wide chunks.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from opencann import tile
 
-__all__ = ["layer_norm_kernel", "rms_norm_kernel", "norm_looped_kernel", "layer_norm", "rms_norm",
-           "MAX_BLOCK"]
+__all__ = ["layer_norm_kernel", "layer_norm_bwd_kernel", "rms_norm_kernel", "norm_looped_kernel",
+           "layer_norm", "layer_norm_backward", "rms_norm", "MAX_BLOCK"]
 
 MAX_BLOCK = 8192
 
@@ -41,6 +43,32 @@ def layer_norm_kernel(x, w, b, out, R, N, eps, mean_out, rstd_out, HAS_W: tile.c
     if HAS_B:
         y = y + tile.load(b + cols, mask=cols < N, other=0.0)[None, :]
     tile.store(out + offs, y, mask=m)
+
+
+@tile.kernel
+def layer_norm_bwd_kernel(dy, x, mean, rstd, w, dx, dwp, dbp, R, N, HAS_W: tile.constexpr,
+                          ROWS: tile.constexpr, BLOCK: tile.constexpr):
+    """The backward of ROWS rows of a layer norm from the forward's mean and 1/std: dx, and this
+    program's partial sums of the scale's and bias's gradients (row program_id(0) of dwp, dbp;
+    the launcher adds the programs' rows)."""
+    pid = tile.program_id(0)
+    rows = pid * ROWS + tile.arange(0, ROWS)
+    cols = tile.arange(0, BLOCK)
+    m = (rows[:, None] < R) & (cols[None, :] < N)
+    offs = rows[:, None] * N + cols[None, :]
+    g = tile.load(dy + offs, mask=m, other=0.0)
+    v = tile.load(x + offs, mask=m, other=0.0)
+    mu = tile.load(mean + rows, mask=rows < R, other=0.0)
+    rs = tile.load(rstd + rows, mask=rows < R, other=0.0)
+    xhat = tile.where(m, (v - mu[:, None]) * rs[:, None], 0.0)
+    gw = g
+    if HAS_W:
+        gw = g * tile.load(w + cols, mask=cols < N, other=0.0)[None, :]
+    s1 = tile.sum(gw, axis=1) / N
+    s2 = tile.sum(gw * xhat, axis=1) / N
+    tile.store(dx + offs, (gw - s1[:, None] - xhat * s2[:, None]) * rs[:, None], mask=m)
+    tile.store(dwp + pid * N + cols, tile.sum(g * xhat, axis=0), mask=cols < N)
+    tile.store(dbp + pid * N + cols, tile.sum(g, axis=0), mask=cols < N)
 
 
 @tile.kernel
@@ -129,6 +157,38 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5, backend="cpu", stats=False):
         norm_looped_kernel[(r,)](x, w, b, out, n, float(eps), RMS=False, HAS_W=w is not None,
                                  HAS_B=b is not None, BLOCK=2048, backend=backend)
     return (out, mean, rstd) if stats else out
+
+
+def layer_norm_backward(dy, x, mean, rstd, weight=None, backend="cpu"):
+    """(dx, dweight, dbias) of `layer_norm(x, weight, bias)` over the last axis, from the upstream
+    gradient `dy` and the forward's `mean` and `rstd` (one per row, any shape holding x.size / n
+    values). One pass over dy and x: each program writes its rows of dx and its partial column
+    sums for dweight and dbias, added here (rows up to MAX_BLOCK long)."""
+    x, w, _, n = _prep(x, weight, None)
+    dy = np.ascontiguousarray(dy, np.float32)
+    if dy.shape != x.shape or x.dtype != np.float32:
+        raise ValueError(f"layer_norm_backward: float32 dy and x of one shape, got {dy.dtype} "
+                         f"{dy.shape} and {x.dtype} {x.shape}")
+    if n > MAX_BLOCK:
+        raise ValueError(f"layer_norm_backward: rows longer than {MAX_BLOCK}")
+    r = x.size // n if n else 0
+    mean = np.ascontiguousarray(mean, np.float32).reshape(-1)
+    rstd = np.ascontiguousarray(rstd, np.float32).reshape(-1)
+    if mean.size != r or rstd.size != r:
+        raise ValueError(f"layer_norm_backward: {r} rows, but {mean.size} means and {rstd.size} "
+                         f"inverse standard deviations")
+    dx = np.empty_like(x)
+    if r == 0 or n == 0:
+        return dx, np.zeros(n, np.float32), np.zeros(n, np.float32)
+    _, block = _tiles(n)
+    # enough rows a program that the partial sums stay few (about 4 programs a core), at most 32
+    rows = int(min(32, max(1, 8192 // block), max(1, r // (4 * (os.cpu_count() or 1)))))
+    progs = (r + rows - 1) // rows
+    dwp = np.empty((progs, n), np.float32)
+    dbp = np.empty((progs, n), np.float32)
+    layer_norm_bwd_kernel[(progs,)](dy, x, mean, rstd, w, dx, dwp, dbp, r, n,
+                                    HAS_W=w is not None, ROWS=rows, BLOCK=block, backend=backend)
+    return dx, dwp.sum(axis=0), dbp.sum(axis=0)
 
 
 def rms_norm(x, weight=None, eps=1e-6, backend="cpu"):
