@@ -150,9 +150,10 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5, backend="cpu", stats=False):
         return (out, mean, rstd) if stats else out
     if n <= MAX_BLOCK:
         rows, block = _tiles(n)
-        layer_norm_kernel[((r + rows - 1) // rows,)](
-            x, w, b, out, r, n, float(eps), mean, rstd, HAS_W=w is not None, HAS_B=b is not None,
-            ROWS=rows, BLOCK=block, HAS_STATS=stats, backend=backend)
+        layer_norm_kernel.launch(
+            ((r + rows - 1) // rows,), x, w, b, out, r, n, float(eps), mean, rstd,
+            HAS_W=w is not None, HAS_B=b is not None, ROWS=rows, BLOCK=block, HAS_STATS=stats,
+            backend=backend)
     else:
         norm_looped_kernel[(r,)](x, w, b, out, n, float(eps), RMS=False, HAS_W=w is not None,
                                  HAS_B=b is not None, BLOCK=2048, backend=backend)
@@ -186,8 +187,8 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, backend="cpu"):
     progs = (r + rows - 1) // rows
     dwp = np.empty((progs, n), np.float32)
     dbp = np.empty((progs, n), np.float32)
-    layer_norm_bwd_kernel[(progs,)](dy, x, mean, rstd, w, dx, dwp, dbp, r, n,
-                                    HAS_W=w is not None, ROWS=rows, BLOCK=block, backend=backend)
+    layer_norm_bwd_kernel.launch((progs,), dy, x, mean, rstd, w, dx, dwp, dbp, r, n,
+                                 HAS_W=w is not None, ROWS=rows, BLOCK=block, backend=backend)
     return dx, dwp.sum(axis=0), dbp.sum(axis=0)
 
 

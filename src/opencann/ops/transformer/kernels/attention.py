@@ -174,10 +174,6 @@ def attention_bwd_q_kernel(q, k, v, o, do, lse, dq, Sq, Skv, H, scale,
     tile.store(dq + b * sdb + h * sdh + rm[:, None] * sds + rd[None, :], dq_acc, mask=qmask)
 
 
-PREPARED_MAX = 64
-_PREPARED: dict = {}  # launch signature -> tile.kernel.Prepared
-
-
 def _el(x):
     return [s // x.itemsize for s in x.strides[:3]]
 
@@ -264,33 +260,12 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
                              f"{lse.dtype} {lse.shape}")
         meta = {"D": D, "BM": bm, "BN": bn, "CAUSAL": bool(causal), "HAS_MASK": kmask is not None,
                 "HAS_ADD": amask is not None, "HAS_LSE": lse is not None, "G": groups}
-        _launch(attention_kernel, grid, args, meta, backend, lse=lse)
+        attention_kernel.launch(grid, *args, backend=backend, lse=lse, **meta)
     elif out.size:
         out[...] = 0  # no keys: every row sees nothing
         if lse is not None:
             lse[...] = -np.inf
     return out[0] if squeeze else out
-
-
-def _launch(kernel, grid, args, meta, backend, **arrays_kw):
-    """Launch `kernel` over `grid`. A launch through the kernel's generic launcher binds and
-    specializes its 30 arguments in Python (about 80 us, a quarter of a MiniLM layer's
-    attention): the launches made so far are kept prepared, keyed by everything but the arrays'
-    data. Array arguments are the leading ones that are arrays or None, then `arrays_kw`."""
-    lead = 0
-    while lead < len(args) and (args[lead] is None or isinstance(args[lead], np.ndarray)):
-        lead += 1
-    arrays = [a for a in list(args[:lead]) + list(arrays_kw.values()) if a is not None]
-    key = (kernel.__name__, backend, grid, tuple(a.dtype.char for a in arrays), args[lead:],
-           tuple(k for k, a in arrays_kw.items() if a is not None), tuple(meta.items()))
-    launch = _PREPARED.get(key) if isinstance(backend, str) else None
-    if launch is None:
-        launch = kernel.prepare(grid, *args, backend=backend, **arrays_kw, **meta)
-        if isinstance(backend, str):
-            if len(_PREPARED) >= PREPARED_MAX:
-                _PREPARED.pop(next(iter(_PREPARED)))
-            _PREPARED[key] = launch
-    launch(*arrays)
 
 
 def attention_backward(q, k, v, out, dout, lse, causal=False, scale=None, backend="cpu",
@@ -329,10 +304,10 @@ def attention_backward(q, k, v, out, dout, lse, causal=False, scale=None, backen
         ins = [a for a, _ in views]
         strides = [x for _, st in views for x in st]
         meta = {"D": D, "BM": bm, "BN": bn, "CAUSAL": bool(causal), "G": g}
-        _launch(attention_bwd_kv_kernel, (-(-Skv // bn), B * H),
-                (*ins, lse, dkh, dvh, Sq, Skv, H, scale, *strides, *_el(dkh)), meta, backend)
-        _launch(attention_bwd_q_kernel, (-(-Sq // bm), B * H),
-                (*ins, lse, dq, Sq, Skv, H, scale, *strides, *_el(dq)), meta, backend)
+        attention_bwd_kv_kernel.launch((-(-Skv // bn), B * H), *ins, lse, dkh, dvh, Sq, Skv, H,
+                                       scale, *strides, *_el(dkh), backend=backend, **meta)
+        attention_bwd_q_kernel.launch((-(-Sq // bm), B * H), *ins, lse, dq, Sq, Skv, H, scale,
+                                      *strides, *_el(dq), backend=backend, **meta)
     if g == 1:
         return dq, dkh, dvh
     return (dq, dkh.reshape(B, Hk, g, Skv, D).sum(axis=2),
