@@ -384,7 +384,7 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
                                    b_batched, res is not None and res.ndim == 3, trans_a,
                                    trans_b, has_bias, activation, res_activation, blocks,
                                    b_panels=0 if panels is None else panels.nr)
-    gemm_kernel[grid](*args, **meta, backend=backend)
+    gemm_kernel.launch(grid, *args, backend=backend, **meta)
     return c
 
 
