@@ -63,3 +63,16 @@ def test_scatter_nd_that_does_not_fit_runs_its_reference():
              "upd": np.ones((4, 3), np.float32)}
     with pytest.raises(Exception, match="out of range"):
         CpuExecutor(g, g.name).run(feeds)
+
+
+@pytest.mark.parametrize("shape,n", [((8, 128, 96), 3), ((4, 3), 2)])
+def test_concat_kernel_matches_the_reference(shape, n):
+    """Concat's cpu kernel (large inputs copied by the copy kernel, small ones by NumPy)."""
+    g = Graph("concat", {"": 13})
+    ins = [g.add_input(f"x{i}", TensorType(F32, shape)) for i in range(n)]
+    g.outputs = g.add_node("Concat", ins, ["y"], {"axis": 1})
+    m = opencann.compile(g, backend="cpu")
+    assert "concat x1" in m._exec.report()
+    xs = [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]
+    got = m.run({f"x{i}": x for i, x in enumerate(xs)})["y"]
+    np.testing.assert_array_equal(got, np.concatenate(xs, axis=1))

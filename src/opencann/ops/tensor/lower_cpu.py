@@ -1,5 +1,6 @@
-"""The `cpu` kernel of the tensor family's ScatterND: a lowering of one node to the tile-language
-scatter kernel, registered in the op's `OpDef.kernels["cpu"]` (see `opencann.ops.lowering`).
+"""The `cpu` kernels of the tensor family's ScatterND and Concat: lowerings of one node to the
+tile-language scatter and copy kernels, registered in the op's `OpDef.kernels["cpu"]` (see
+`opencann.ops.lowering`).
 
 The kernel module is imported where the lowering launches it, so `import opencann.ops` loads no
 tile kernels.
@@ -38,3 +39,21 @@ def _lower_scatter_nd(node: Node, attrs: dict):
         out = np.zeros(d.shape, np.float32) if zeros else None
         return (scatter_k.scatter_nd(d, idx, upd, reduction, out=out),)
     return Lowered(fn, [data, indices, updates], f"scatter_nd_{reduction}")
+
+
+@defkernel("cpu", "Concat")
+def _lower_concat(node: Node, attrs: dict):
+    """Concat of 4-byte tensors (float32, int32) of at least 64 KiB: copied by every core."""
+    from .kernels import copy as copy_k
+
+    out = node.outputs[0]
+    t = out.type if isinstance(out.type, TensorType) else None
+    if t is None or t.dtype.np.itemsize != 4 or t.shape is None or not t.shape:
+        return "not a ranked 4-byte tensor"
+    axis = int(attrs["axis"])
+
+    def fn(*xs):
+        if sum(x.nbytes for x in xs) < 1 << 18 or len({x.dtype for x in xs}) > 1:
+            return (np.concatenate(xs, axis=axis),)  # small: NumPy's one call costs less
+        return (copy_k.concat(xs, axis),)
+    return Lowered(fn, list(node.inputs), "concat")

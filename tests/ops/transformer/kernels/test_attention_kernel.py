@@ -164,5 +164,6 @@ def test_attention_backward_reads_head_views():
                               causal=True)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+        assert g.transpose(0, 2, 1, 3).flags.c_contiguous  # heads merged: (B, S, H, D) in memory
     with pytest.raises(ValueError, match="lse must be"):
         attention_backward(q, k, v, out, dout, lse[:, :1])

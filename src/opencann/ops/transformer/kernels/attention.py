@@ -274,7 +274,8 @@ def attention_backward(q, k, v, out, dout, lse, causal=False, scale=None, backen
     gradient `dout` of the output and the rows' log-sum-exp `lse` (B, H, Sq) from the forward.
 
     q, out, dout: (B, H, Sq, D); k, v: (B, Hk, Skv, D), Hk dividing H. Views whose last dim is
-    contiguous are read where they lie. The probabilities are recomputed block by block (flash
+    contiguous are read where they lie; dq (and dk, dv without grouped heads) come back as (B, H,
+    S, D) views of (B, S, H, D) buffers. The probabilities are recomputed block by block (flash
     attention's backward): one kernel sweeps the queries for each key block (dk, dv), another
     the keys for each query block (dq), so nothing of size (Sq, Skv) is stored."""
     q, k, v, out, dout = (np.asarray(t, np.float32) for t in (q, k, v, out, dout))
@@ -288,9 +289,13 @@ def attention_backward(q, k, v, out, dout, lse, causal=False, scale=None, backen
     if lse.shape != (B, H, Sq):
         raise ValueError(f"attention_backward: lse must be {(B, H, Sq)}, got {lse.shape}")
     g = H // Hk
-    dq = np.empty(q.shape, np.float32)
-    dkh = np.empty((B, H, Skv, D), np.float32)  # per query head; groups summed below
-    dvh = np.empty((B, H, Skv, D), np.float32)
+
+    def merged(s):  # (B, H, s, D) views of (B, s, H, D) buffers: the usual Transpose + Reshape
+        return np.empty((B, s, H, D), np.float32).transpose(0, 2, 1, 3)  # after them are views
+
+    dq = merged(Sq)
+    dkh = merged(Skv) if g == 1 else np.empty((B, H, Skv, D), np.float32)  # per query head;
+    dvh = merged(Skv) if g == 1 else np.empty((B, H, Skv, D), np.float32)  # groups summed below
     if dq.size == 0 or Skv == 0:
         dq[...] = 0
         dkh[...] = 0
@@ -304,10 +309,11 @@ def attention_backward(q, k, v, out, dout, lse, causal=False, scale=None, backen
         ins = [a for a, _ in views]
         strides = [x for _, st in views for x in st]
         meta = {"D": D, "BM": bm, "BN": bn, "CAUSAL": bool(causal), "G": g}
-        attention_bwd_kv_kernel.launch((-(-Skv // bn), B * H), *ins, lse, dkh, dvh, Sq, Skv, H,
-                                       scale, *strides, *_el(dkh), backend=backend, **meta)
-        attention_bwd_q_kernel.launch((-(-Sq // bm), B * H), *ins, lse, dq, Sq, Skv, H, scale,
-                                      *strides, *_el(dq), backend=backend, **meta)
+        (dkw, sd), (dvw, _), (dqw, sq) = _in_place(dkh), _in_place(dvh), _in_place(dq)
+        attention_bwd_kv_kernel.launch((-(-Skv // bn), B * H), *ins, lse, dkw, dvw, Sq, Skv, H,
+                                       scale, *strides, *sd, backend=backend, **meta)
+        attention_bwd_q_kernel.launch((-(-Sq // bm), B * H), *ins, lse, dqw, Sq, Skv, H, scale,
+                                      *strides, *sq, backend=backend, **meta)
     if g == 1:
         return dq, dkh, dvh
     return (dq, dkh.reshape(B, Hk, g, Skv, D).sum(axis=2),
