@@ -76,3 +76,21 @@ def test_concat_kernel_matches_the_reference(shape, n):
     xs = [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]
     got = m.run({f"x{i}": x for i, x in enumerate(xs)})["y"]
     np.testing.assert_array_equal(got, np.concatenate(xs, axis=1))
+
+
+@pytest.mark.parametrize("reduction", ["none", "add"])
+def test_scatter_elements_into_zeros(reduction):
+    """ScatterElements into a constant of zeros runs the cpu kernel (no copy of the constant) and
+    gives what the reference does, negative indices included."""
+    g = Graph("scatter_el", {"": 18})
+    data = g.add_constant("zeros", np.zeros((6, 10), np.float32))
+    idx = g.add_input("idx", TensorType(dtypes.int64, (6, 2)))
+    upd = g.add_input("upd", TensorType(F32, (6, 2)))
+    g.outputs = g.add_node("ScatterElements", [data, idx, upd], ["y"],
+                           {"axis": 1, "reduction": reduction})
+    feeds = {"idx": np.array([[0, -1], [3, 3], [9, 0], [1, 2], [5, 6], [7, -10]]),
+             "upd": rng.standard_normal((6, 2)).astype(np.float32)}
+    m = opencann.compile(g, backend="cpu")
+    assert "scatter_elements x1" in m._exec.report()
+    want = opencann.compile(g, backend="ref").run(feeds)["y"]
+    np.testing.assert_array_equal(m.run(feeds)["y"], want)

@@ -125,7 +125,8 @@ def _infer_scatter(data, indices, updates, **attrs):
     return tensor(data.dtype, data.shape)
 
 
-def _scatter_elements(data, indices, updates, axis, reduction):
+def _scatter_elements(data, indices, updates, axis, reduction, in_place=False):
+    """The scatter, into a copy of data (or into data itself with `in_place`)."""
     indices = np.asarray(indices)
     if indices.shape != np.shape(updates):
         raise ValueError(f"indices {list(indices.shape)} and updates {list(np.shape(updates))} must have one shape")
@@ -134,7 +135,7 @@ def _scatter_elements(data, indices, updates, axis, reduction):
     a = check_axes([axis], data.ndim)[0]
     idx = list(np.indices(indices.shape, sparse=True))
     idx[a] = _fix_indices(indices, data.shape[a])
-    out = data.copy()
+    out = data if in_place else data.copy()
     if reduction == "none":
         out[tuple(idx)] = updates
     else:

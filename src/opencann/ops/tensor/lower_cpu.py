@@ -57,3 +57,20 @@ def _lower_concat(node: Node, attrs: dict):
             return (np.concatenate(xs, axis=axis),)  # small: NumPy's one call costs less
         return (copy_k.concat(xs, axis),)
     return Lowered(fn, list(node.inputs), "concat")
+
+
+@defkernel("cpu", "ScatterElements")
+def _lower_scatter_elements(node: Node, attrs: dict):
+    """ScatterElements into a constant of zeros (a cross-entropy gradient's one-hot rows): the
+    scatter writes into fresh zeros instead of a copy of the constant."""
+    from .gather_scatter import _scatter_elements
+
+    dc = const_of(node.inputs[0])
+    if dc is None or np.any(dc):
+        return "data is not a constant of zeros"
+    axis, reduction = int(attrs.get("axis", 0)), attrs.get("reduction", "none")
+
+    def fn(d, idx, upd):
+        return (_scatter_elements(np.zeros(d.shape, d.dtype), idx, upd, axis, reduction,
+                                  in_place=True),)
+    return Lowered(fn, list(node.inputs[:3]), "scatter_elements")
