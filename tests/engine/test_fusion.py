@@ -474,3 +474,31 @@ def test_elementwise_program_where_with_a_float_condition():
     assert kb.dtypes == (np.bool_, np.float32)
     cb = np.array([[True], [False]])
     np.testing.assert_array_equal(kb(cb, x), np.where(cb, 3.0, x).astype(np.float32))
+
+
+def test_tree_group_stores_the_intermediates_others_read():
+    """A training forward's tanh-GELU keeps 0.5x, tanh(.) and 1 + tanh(.) for the backward: one
+    kernel computes them and the result, storing all four, and runs before the node that reads
+    tanh(.) between them."""
+    g = Graph("gelu_fwd", {"": 17})
+    x = g.add_input("x", TensorType(F32, (4, 48)))
+    c = {k: _const(g, k, np.array(v, np.float32)) for k, v in
+         (("half", 0.5), ("k", 0.044715), ("s", math.sqrt(2 / math.pi)), ("one", 1.0))}
+    (half,) = g.add_node("Mul", [x, c["half"]], ["half_x"])
+    (sq,) = g.add_node("Mul", [x, x], ["sq"])
+    (cube,) = g.add_node("Mul", [sq, x], ["cube"])
+    (kc,) = g.add_node("Mul", [cube, c["k"]], ["kc"])
+    (inner,) = g.add_node("Add", [x, kc], ["inner"])
+    (scaled,) = g.add_node("Mul", [inner, c["s"]], ["scaled"])
+    (t,) = g.add_node("Tanh", [scaled], ["t"])
+    (kept,) = g.add_node("Identity", [t], ["kept_t"])  # read before the group's last node
+    (onep,) = g.add_node("Add", [t, c["one"]], ["one_plus_t"])
+    (y,) = g.add_node("Mul", [half, onep], ["y"])
+    g.outputs = [y, half, kept, onep]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    trees = [gr for gr in groups if gr.extra]
+    assert len(trees) == 1 and trees[0].at_first and len(trees[0].nodes) == 9
+    assert [v.name for v in trees[0].extra] == ["half_x", "t", "one_plus_t"]
+    ex = _check_all(g, {"x": rng.standard_normal((4, 48)).astype(np.float32)})
+    assert sum(1 for st in ex.placement.steps if st.group is not None) == 1

@@ -13,8 +13,10 @@ A program is a tuple of instructions; instruction i defines value i:
 Inputs are float32, except an input read only as a `where` condition, which is bool (loaded as
 stored, one byte per element).
 
-The last instruction is the result. Like the library's binary kernel, the launcher folds NumPy
-broadcasting into at most three dims (0 strides along broadcast dims, specialized constants).
+The last instruction is the result; `extra` names up to three more instructions whose values are
+stored too (a fused group whose intermediates are read elsewhere: one pass instead of one kernel
+per value). Like the library's binary kernel, the launcher folds NumPy broadcasting into at most
+three dims (0 strides along broadcast dims, specialized constants).
 
     >>> prog = (("in", 0), ("c", 2.0), ("mul", 0, 1), ("erf", 2))
     >>> ElementwiseProgram(prog, 1)(np.ones(3, np.float32))            # doctest: +SKIP
@@ -32,6 +34,7 @@ from opencann.ops.math.kernels.elementwise import broadcast_strides, collapse_di
 
 __all__ = [
     "BINARY",
+    "MAX_EXTRA",
     "MAX_INPUTS",
     "TERNARY",
     "UNARY",
@@ -102,7 +105,7 @@ def _evaluate(program, inputs, strides, r0, r1, cols, mask):
             vals.append(tile.where(vals[ins[1]], a, b))
         else:
             vals.append(_unary(kind, vals[ins[1]]))
-    return vals[-1]
+    return vals
 
 
 def input_dtypes(program, n_inputs: int) -> tuple:
@@ -120,18 +123,24 @@ def input_dtypes(program, n_inputs: int) -> tuple:
     return tuple(np.bool_ if k in cond and k not in other else np.float32 for k in range(n_inputs))
 
 
+MAX_EXTRA = 3
+
+
 @tile.kernel(do_not_specialize=("D1", "C"))
 def fused_elementwise_kernel(out, x0, x1, x2, x3, D1, C, s00, s01, s02, s10, s11, s12,
-                             s20, s21, s22, s30, s31, s32, PROGRAM: tile.constexpr,
-                             BLOCK: tile.constexpr):
+                             s20, s21, s22, s30, s31, s32, o1, o2, o3, PROGRAM: tile.constexpr,
+                             BLOCK: tile.constexpr, EXTRA: tile.constexpr = ()):
     r = tile.program_id(1)
     r0 = r // D1
     r1 = r % D1
     cols = tile.program_id(0) * BLOCK + tile.arange(0, BLOCK)
     m = cols < C
-    y = _evaluate(PROGRAM, (x0, x1, x2, x3), ((s00, s01, s02), (s10, s11, s12), (s20, s21, s22),
-                                             (s30, s31, s32)), r0, r1, cols, m)
-    tile.store(out + r * C + cols, y, mask=m)
+    vals = _evaluate(PROGRAM, (x0, x1, x2, x3), ((s00, s01, s02), (s10, s11, s12),
+                                                 (s20, s21, s22), (s30, s31, s32)), r0, r1, cols, m)
+    tile.store(out + r * C + cols, vals[-1], mask=m)
+    outs = (o1, o2, o3)
+    for k, i in enumerate(EXTRA):
+        tile.store(outs[k] + r * C + cols, vals[i], mask=m)
 
 
 _NP_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
@@ -169,9 +178,13 @@ class ElementwiseProgram:
     (float32, or bool where `input_dtypes` says). Calling it with arrays returns a new float32
     array (or fills `out`)."""
 
-    def __init__(self, program: tuple, n_inputs: int, name: str = "fused_elementwise"):
+    def __init__(self, program: tuple, n_inputs: int, name: str = "fused_elementwise",
+                 extra: tuple = ()):
         if n_inputs > MAX_INPUTS:
             raise ValueError(f"a fused elementwise kernel takes at most {MAX_INPUTS} inputs")
+        if len(extra) > MAX_EXTRA:
+            raise ValueError(f"a fused elementwise kernel stores at most {MAX_EXTRA} extra values")
+        self.extra = tuple(int(i) for i in extra)
         self.program = tuple(program)
         self.n_inputs = n_inputs
         self.dtypes = input_dtypes(self.program, n_inputs)
@@ -195,6 +208,8 @@ class ElementwiseProgram:
         return out_shape, size, grid, scalars, materialize, None
 
     def __call__(self, *inputs, out=None):
+        """The result, a new float32 array (or `out` filled); with `extra`, a tuple of the result
+        and the extra values, each of the result's shape."""
         shapes = tuple(x.shape for x in inputs)
         plan = self._plans.get(shapes)
         if plan is None:
@@ -202,15 +217,19 @@ class ElementwiseProgram:
         out_shape, size, grid, scalars, materialize, prepared = plan
         if out is None:
             out = np.empty(out_shape, np.float32)
+        extras = [np.empty(out_shape, np.float32) for _ in self.extra]
         if size == 0:
-            return out
+            return (out, *extras) if self.extra else out
         arrays = [np.ascontiguousarray(x, dt) for x, dt in zip(inputs, self.dtypes)]
         if materialize:
             arrays = [np.ascontiguousarray(np.broadcast_to(x, out_shape)) for x in arrays]
         if prepared is None:
-            args = [out, *arrays] + [None] * (MAX_INPUTS - len(arrays)) + scalars
-            prog = fused_elementwise_kernel.warmup(*args, PROGRAM=self.program, BLOCK=BLOCK)
+            args = ([out, *arrays] + [None] * (MAX_INPUTS - len(arrays)) + scalars + extras
+                    + [None] * (MAX_EXTRA - len(extras)))
+            prog = fused_elementwise_kernel.warmup(*args, PROGRAM=self.program, BLOCK=BLOCK,
+                                                   EXTRA=self.extra)
             prepared = prog.fn
             self._plans[shapes] = (out_shape, size, grid, scalars, materialize, prepared)
-        prepared(*grid, out.ctypes.data, *[a.ctypes.data for a in arrays], *scalars)
-        return out
+        prepared(*grid, out.ctypes.data, *[a.ctypes.data for a in arrays], *scalars,
+                 *[e.ctypes.data for e in extras])
+        return (out, *extras) if self.extra else out

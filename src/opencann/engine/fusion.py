@@ -32,7 +32,7 @@ from ..ir import Graph, Node, TensorType, Value
 from ..ops.lowering import Lowered, const_of, is_f32, lower, rank
 from ..ops.math.lower_cpu import gemm_call, matmul_plan
 from ..ops.nn.lower_cpu import conv_call, conv_plan
-from .fused_elementwise import MAX_INPUTS, ElementwiseProgram, evaluate_numpy
+from .fused_elementwise import MAX_EXTRA, MAX_INPUTS, ElementwiseProgram, evaluate_numpy
 
 __all__ = ["EW_OPS", "FusionGroup", "elementwise_program", "find_groups"]
 
@@ -56,13 +56,17 @@ _ACTIVATIONS = {
 
 @dataclass
 class FusionGroup:
-    """Nodes that run as one step: `lowered` computes `output` from `lowered.inputs`."""
+    """Nodes that run as one step: `lowered` computes `output` (and `extra`, values of the group
+    that others read too) from `lowered.inputs`. The step runs where the group's last node is,
+    or its first with `at_first` (every input of the group is computed before it)."""
 
     kind: str
     nodes: list[Node]
     lowered: Lowered
     output: Value
     parts: list[str] = field(default_factory=list)
+    extra: list[Value] = field(default_factory=list)
+    at_first: bool = False
 
     def describe(self) -> str:
         first = self.nodes[0].name or self.nodes[0].outputs[0].name
@@ -105,11 +109,13 @@ def _max_rank(vs: list[Value]):
     return None if any(r is None for r in ranks) else max(ranks)
 
 
-def elementwise_program(nodes: list[Node], fixed: dict[int, int] | None = None):
+def elementwise_program(nodes: list[Node], fixed: dict[int, int] | None = None,
+                        where: dict[int, int] | None = None):
     """(program, external inputs) computing the last node's output from the chain `nodes`.
-    `fixed` maps value ids to input indices decided by the caller."""
+    `fixed` maps value ids to input indices decided by the caller; `where`, when given, receives
+    each value's instruction index (by value id)."""
     prog: list[tuple] = []
-    where: dict[int, int] = {}
+    where = {} if where is None else where
     inputs: list[Value] = []
     for vid, k in (fixed or {}).items():
         where[vid] = len(prog)
@@ -164,6 +170,19 @@ class _ElementwiseStep:
 
 def _ew_call(program, n_inputs, name):
     return _ElementwiseStep(program, n_inputs, name)
+
+
+class _ElementwiseMultiStep:
+    """A fused elementwise step that also stores values of the group others read:
+    `step(*xs) -> (y, *extras)`."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, program, n_inputs, name, extra):
+        self.k = ElementwiseProgram(program, n_inputs, name, extra)
+
+    def __call__(self, *xs):
+        return self.k(*xs)
 
 
 def _padding_mask(mask: np.ndarray, b: int, skv: int):
@@ -507,6 +526,77 @@ class _Fuser:
                                                        ins, "attention"), nxt.outputs[0],
                            (["scale"] if scale != 1.0 else []) + (["mask"] if mask is not None else []))
 
+    # --- elementwise trees with several outputs -------------------------------------------
+    TREE_WINDOW = 24  # nodes after the first that a tree looks at
+
+    def tree_group(self, n: Node) -> FusionGroup | None:
+        """When the output of elementwise node `n` is read by several nodes (a training graph's
+        forward keeps its intermediates for the backward), the untaken elementwise nodes of the
+        next TREE_WINDOW that need nothing computed after `n` but the group's own values and that
+        read the group's values or its inputs join it; every member value read outside the group
+        is stored, in one pass (GELU's 0.5x, tanh, 1 + tanh and result: one kernel, not four). All
+        members have n's static shape; at most MAX_INPUTS inputs and 1 + MAX_EXTRA outputs. The
+        step runs where `n` is, so everything it reads is there. None when nothing joins."""
+        shape = n.outputs[0].type.shape if isinstance(n.outputs[0].type, TensorType) else None
+        if not self.fuse or shape is None or not all(isinstance(d, int) for d in shape):
+            return None
+        start = self.index[id(n)]
+        members, mvals = [n], {id(n.outputs[0])}
+        ext = {id(v) for v in n.inputs if v is not None and _scalar_const(v, len(shape)) is None}
+
+        def before(v) -> bool:
+            p = v.producer
+            return p is None or self.index.get(id(p), start) < start
+
+        best = None
+        for c in self.graph.nodes[start + 1:start + 1 + self.TREE_WINDOW]:
+            if id(c) in self.taken or not is_elementwise(c) or c.outputs[0].type.shape != shape:
+                continue
+            ins = [v for v in c.inputs if v is not None]
+            if not all(id(v) in mvals or before(v) for v in ins):
+                continue
+            if not any(id(v) in mvals or id(v) in ext for v in ins):
+                continue
+            trial = members + [c]
+            got = self._tree(trial, shape)
+            if got is None:
+                continue
+            members = trial
+            mvals.add(id(c.outputs[0]))
+            ext.update(id(v) for v in ins if id(v) not in mvals
+                       and _scalar_const(v, len(shape)) is None)
+            best = got
+        if best is None:
+            return None
+        prog, ins, extra_vals, extra_idx = best
+        name = "fused_" + "_".join(EW_OPS[x.op][0] for x in members[:6])
+        if extra_idx:
+            name += f"_x{1 + len(extra_idx)}"
+        step = (_ElementwiseMultiStep(prog, len(ins), name, extra_idx) if extra_idx
+                else _ew_call(prog, len(ins), name))
+        return FusionGroup("elementwise", members,
+                           Lowered(step, ins, name, outputs=1 + len(extra_idx)),
+                           members[-1].outputs[0], [f"{len(members)} ops"]
+                           + ([f"{1 + len(extra_idx)} outputs"] if extra_idx else []),
+                           extra_vals, at_first=True)
+
+    def _tree(self, nodes: list[Node], shape):
+        """(program, inputs, extra values, their instructions) for a tree group of `nodes`, or
+        None when it needs too many inputs or outputs or its last value is read by no one."""
+        where: dict[int, int] = {}
+        prog, ins = elementwise_program(nodes, where=where)
+        if len(ins) > MAX_INPUTS:
+            return None
+        inside = {id(x) for x in nodes}
+        escaping = [x.outputs[0] for x in nodes
+                    if id(x.outputs[0]) in self.outputs
+                    or any(id(c) not in inside for c in self.cons.get(id(x.outputs[0]), []))]
+        last = nodes[-1].outputs[0]
+        if not escaping or escaping[-1] is not last or len(escaping) > 1 + MAX_EXTRA:
+            return None
+        extra = escaping[:-1]
+        return prog, ins, extra, tuple(where[id(v)] for v in extra)
+
     # --- elementwise chains -----------------------------------------------------------------
     def _producers_into(self, c: Node, members: set[int]) -> list[Node]:
         """Untaken elementwise nodes whose outputs only `c` reads, and so on up their inputs: the
@@ -579,7 +669,11 @@ def find_groups(graph: Graph, bound: dict, fuse: bool = True
     for n in graph.nodes:
         if id(n) in f.taken or not is_elementwise(n):
             continue
-        g = f.elementwise_group(n)
+        g = None
+        if f.sole(n.outputs[0]) is None:  # read by several: maybe the root of a tree group
+            g = f.tree_group(n)
+        if g is None:
+            g = f.elementwise_group(n)
         groups.append(g)
         f.taken.update(id(x) for x in g.nodes)
     return groups, reasons

@@ -98,18 +98,18 @@ def place(graph: Graph, bound: dict, model: str = "model", fuse: bool = True) ->
     and ref fallbacks, in an order that respects every data dependence."""
     groups, reasons = find_groups(graph, bound, fuse)
     index = {id(n): i for i, n in enumerate(graph.nodes)}
-    at: dict[int, FusionGroup] = {}  # a group runs where its last node is
+    at: dict[int, FusionGroup] = {}  # a group runs where its last node is (or its first)
     member: set[int] = set()
     for g in groups:
-        last = max(g.nodes, key=lambda n: index[id(n)])
-        at[id(last)] = g
+        pick = min if g.at_first else max
+        at[id(pick(g.nodes, key=lambda n: index[id(n)]))] = g
         member.update(id(n) for n in g.nodes)
     steps: list[Step] = []
     for n in graph.nodes:
         g = at.get(id(n))
         if g is not None:
-            steps.append(Step("cpu", g.lowered.kernel, g.nodes, g.lowered.inputs, [g.output],
-                              g.lowered.fn, g))
+            steps.append(Step("cpu", g.lowered.kernel, g.nodes, g.lowered.inputs,
+                              [g.output, *g.extra], g.lowered.fn, g))
             continue
         if id(n) in member:
             continue
