@@ -8,6 +8,9 @@
   `MAX_INPUTS` distinct tensor inputs; the chain runs as one generated kernel
   (`fused_elementwise.ElementwiseProgram`). Where (a bool condition selecting between float32
   values, e.g. a causal mask) is one of the chain's ops.
+- Elementwise trees: where a value is read by several nodes (a training forward keeps its
+  intermediates for the backward), the elementwise nodes after it that need nothing else computed
+  later join it, and the group stores every value read outside it in one pass (`tree_group`).
 - Attention: MatMul(Q, Kᵀ) -> scale -> mask add -> Softmax -> MatMul(·, V) runs as the library's
   attention kernel. The additive mask is looked at once per mask array: a key-padding mask becomes
   the kernel's boolean mask, the causal mask its causal flag (key blocks past the diagonal are

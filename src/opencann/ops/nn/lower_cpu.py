@@ -161,16 +161,25 @@ def _shapes(*xs):
     return tuple([x.shape for x in xs])
 
 
+def _last_axis(node: Node, attrs: dict, n_in: int) -> str | None:
+    """Why a (layer) normalization node does not fit the kernels, which normalize float32 rows
+    over the last axis; None when it does."""
+    r, bad = f32_ranked(node, n_in)
+    if bad:
+        return bad
+    if int(attrs.get("axis", -1)) % r != r - 1:
+        return f"axis={attrs.get('axis')} normalizes more than the last dim"
+    return None
+
+
 @defkernel("cpu", "LayerNormalization")
 def _lower_layernorm(node: Node, attrs: dict):
     from ...tile.kernel import Prepared
     from .kernels import normalization as norm_k
 
-    r, bad = f32_ranked(node, 3)
+    bad = _last_axis(node, attrs, 3)
     if bad:
         return bad
-    if int(attrs.get("axis", -1)) % r != r - 1:
-        return f"axis={attrs.get('axis')} normalizes more than the last dim"
     w, b = node.inputs[1], node.inputs[2] if len(node.inputs) > 2 else None
     wc, bc = const_of(w), const_of(b)
     eps = float(attrs.get("epsilon", 1e-5))
@@ -233,11 +242,9 @@ def _layernorm_runtime(node: Node, attrs: dict, n, eps: float):
 def _lower_layernorm_grad(node: Node, attrs: dict):
     from .kernels import normalization as norm_k
 
-    r, bad = f32_ranked(node, 2)
+    bad = _last_axis(node, attrs, 2)
     if bad:
         return bad
-    if int(attrs.get("axis", -1)) % r != r - 1:
-        return f"axis={attrs.get('axis')} normalizes more than the last dim"
     n = node.inputs[1].type.shape[-1]
     if not isinstance(n, int) or n > norm_k.MAX_BLOCK:
         return "last dim unknown or longer than the kernel's tile"

@@ -13,22 +13,23 @@ from ..registry import defkernel
 from .flash_attention import DOMAIN
 
 
-def _fits(node: Node) -> str | None:
+def _fits(node: Node, attrs: dict):
+    """(causal, scale) of a float32 rank-4 attention node, or why it does not fit."""
     bad = f32_all(node)
     if bad:
         return bad
     for v in node.inputs[:3]:
         if v.type.shape is not None and len(v.type.shape) != 4:
             return "inputs are not rank 4"
-    return None
+    return bool(attrs.get("causal", 0)), attrs.get("scale")
 
 
 @defkernel("cpu", "FlashAttention", domain=DOMAIN)
 def _lower_flash_attention(node: Node, attrs: dict):
-    bad = _fits(node)
-    if bad:
-        return bad
-    causal, scale = bool(attrs.get("causal", 0)), attrs.get("scale")
+    fits = _fits(node, attrs)
+    if isinstance(fits, str):
+        return fits
+    causal, scale = fits
 
     def fn(q, k, v):
         from .kernels.attention import attention
@@ -45,10 +46,10 @@ def _lower_flash_attention(node: Node, attrs: dict):
 
 @defkernel("cpu", "FlashAttentionGrad", domain=DOMAIN)
 def _lower_flash_attention_grad(node: Node, attrs: dict):
-    bad = _fits(node)
-    if bad:
-        return bad
-    causal, scale = bool(attrs.get("causal", 0)), attrs.get("scale")
+    fits = _fits(node, attrs)
+    if isinstance(fits, str):
+        return fits
+    causal, scale = fits
 
     def fn(dy, q, k, v, y, lse):
         from .kernels.attention import attention_backward

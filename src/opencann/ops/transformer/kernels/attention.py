@@ -80,6 +80,31 @@ def attention_kernel(q, k, v, out, lens, kmask, amask, Sq, Skv, H, scale,
         tile.store(lse + bh * Sq + rm, m_i + tile.log(l_i), mask=rm < Sq)
 
 
+def _query_rows(q, o, do, lse, b, h, bh, rm, rd, Sq, sq, so, sg):
+    """A block of query rows for the backward (called inside kernels): q, dO, the forward's
+    log-sum-exp and D = rowsum(dO * O); sq, so, sg: (batch, head, row) strides of q, o, dO."""
+    qmask = rm[:, None] < Sq
+    qt = tile.load(q + b * sq[0] + h * sq[1] + rm[:, None] * sq[2] + rd[None, :], mask=qmask,
+                   other=0.0)
+    dot_ = tile.load(do + b * sg[0] + h * sg[1] + rm[:, None] * sg[2] + rd[None, :], mask=qmask,
+                     other=0.0)
+    ot = tile.load(o + b * so[0] + h * so[1] + rm[:, None] * so[2] + rd[None, :], mask=qmask,
+                   other=0.0)
+    lse_r = tile.load(lse + bh * Sq + rm, mask=rm < Sq, other=0.0)
+    return qt, dot_, lse_r, tile.sum(dot_ * ot, axis=1)
+
+
+def _key_rows(k, v, b, hk, rn, rd, Skv, sk, sv):
+    """A block of keys and values (called inside kernels); sk, sv: their (batch, head, row)
+    strides."""
+    kmask = rn[:, None] < Skv
+    kt = tile.load(k + b * sk[0] + hk * sk[1] + rn[:, None] * sk[2] + rd[None, :], mask=kmask,
+                   other=0.0)
+    vt = tile.load(v + b * sv[0] + hk * sv[1] + rn[:, None] * sv[2] + rd[None, :], mask=kmask,
+                   other=0.0)
+    return kt, vt
+
+
 def _recompute(qt, kt, vt, dot_, lse_r, di, rm, rn, Sq, Skv, scale, CAUSAL):
     """The backward's shared step on one (query block, key block) pair (called inside kernels):
     the probabilities p = exp(scale * q k^T - lse) (zero outside the causal triangle and past
@@ -111,9 +136,7 @@ def attention_bwd_kv_kernel(q, k, v, o, do, lse, dk, dv, Sq, Skv, H, scale,
     hk = h // G
     rn = pid_n * BN + tile.arange(0, BN)
     rd = tile.arange(0, D)
-    kmask = rn[:, None] < Skv
-    kt = tile.load(k + b * skb + hk * skh + rn[:, None] * sks + rd[None, :], mask=kmask, other=0.0)
-    vt = tile.load(v + b * svb + hk * svh + rn[:, None] * svs + rd[None, :], mask=kmask, other=0.0)
+    kt, vt = _key_rows(k, v, b, hk, rn, rd, Skv, (skb, skh, sks), (svb, svh, svs))
     dk_acc = tile.zeros((BN, D), tile.float32)
     dv_acc = tile.zeros((BN, D), tile.float32)
     lo = 0
@@ -121,16 +144,12 @@ def attention_bwd_kv_kernel(q, k, v, o, do, lse, dk, dv, Sq, Skv, H, scale,
         lo = pid_n * BN // BM * BM
     for m0 in range(lo, Sq, BM):
         rm = m0 + tile.arange(0, BM)
-        qmask = rm[:, None] < Sq
-        qt = tile.load(q + b * sqb + h * sqh + rm[:, None] * sqs + rd[None, :], mask=qmask, other=0.0)
-        dot_ = tile.load(do + b * sgb + h * sgh + rm[:, None] * sgs + rd[None, :], mask=qmask,
-                         other=0.0)
-        ot = tile.load(o + b * sob + h * soh + rm[:, None] * sos + rd[None, :], mask=qmask, other=0.0)
-        lse_r = tile.load(lse + bh * Sq + rm, mask=rm < Sq, other=0.0)
-        di = tile.sum(dot_ * ot, axis=1)
+        qt, dot_, lse_r, di = _query_rows(q, o, do, lse, b, h, bh, rm, rd, Sq, (sqb, sqh, sqs),
+                                          (sob, soh, sos), (sgb, sgh, sgs))
         p, ds = _recompute(qt, kt, vt, dot_, lse_r, di, rm, rn, Sq, Skv, scale, CAUSAL)
         dv_acc = tile.dot(tile.trans(p), dot_, dv_acc)
         dk_acc = tile.dot(tile.trans(ds), qt, dk_acc)
+    kmask = rn[:, None] < Skv
     tile.store(dk + b * sdb + h * sdh + rn[:, None] * sds + rd[None, :], dk_acc, mask=kmask)
     tile.store(dv + b * sdb + h * sdh + rn[:, None] * sds + rd[None, :], dv_acc, mask=kmask)
 
@@ -152,26 +171,19 @@ def attention_bwd_q_kernel(q, k, v, o, do, lse, dq, Sq, Skv, H, scale,
     hk = h // G
     rm = pid_m * BM + tile.arange(0, BM)
     rd = tile.arange(0, D)
-    qmask = rm[:, None] < Sq
-    qt = tile.load(q + b * sqb + h * sqh + rm[:, None] * sqs + rd[None, :], mask=qmask, other=0.0)
-    dot_ = tile.load(do + b * sgb + h * sgh + rm[:, None] * sgs + rd[None, :], mask=qmask, other=0.0)
-    ot = tile.load(o + b * sob + h * soh + rm[:, None] * sos + rd[None, :], mask=qmask, other=0.0)
-    lse_r = tile.load(lse + bh * Sq + rm, mask=rm < Sq, other=0.0)
-    di = tile.sum(dot_ * ot, axis=1)
+    qt, dot_, lse_r, di = _query_rows(q, o, do, lse, b, h, bh, rm, rd, Sq, (sqb, sqh, sqs),
+                                      (sob, soh, sos), (sgb, sgh, sgs))
     dq_acc = tile.zeros((BM, D), tile.float32)
     hi = Skv
     if CAUSAL:  # keys past this block's last query are masked for all of it
         hi = tile.minimum(hi, (pid_m + 1) * BM)
     for n0 in range(0, hi, BN):
         rn = n0 + tile.arange(0, BN)
-        kmask = rn[:, None] < Skv
-        kt = tile.load(k + b * skb + hk * skh + rn[:, None] * sks + rd[None, :], mask=kmask,
-                       other=0.0)
-        vt = tile.load(v + b * svb + hk * svh + rn[:, None] * svs + rd[None, :], mask=kmask,
-                       other=0.0)
+        kt, vt = _key_rows(k, v, b, hk, rn, rd, Skv, (skb, skh, sks), (svb, svh, svs))
         p, ds = _recompute(qt, kt, vt, dot_, lse_r, di, rm, rn, Sq, Skv, scale, CAUSAL)
         dq_acc = tile.dot(ds, kt, dq_acc)
-    tile.store(dq + b * sdb + h * sdh + rm[:, None] * sds + rd[None, :], dq_acc, mask=qmask)
+    tile.store(dq + b * sdb + h * sdh + rm[:, None] * sds + rd[None, :], dq_acc,
+               mask=rm[:, None] < Sq)
 
 
 def _el(x):
