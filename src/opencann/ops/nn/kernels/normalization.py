@@ -127,11 +127,16 @@ def _prep(x, weight, bias):
     return x, w, b, n
 
 
-def _tiles(n):
-    """(ROWS, BLOCK) for rows of n: BLOCK is n rounded up to 16 (a row of 384 is one tile of 384,
-    not 512 with a masked quarter to zero, skip and mask again in every pass)."""
+def _tiles(n, r=None):
+    """(ROWS, BLOCK) for r rows of n: BLOCK is n rounded up to 16 (a row of 384 is one tile of 384,
+    not 512 with a masked quarter to zero, skip and mask again in every pass). ROWS: tiles of up
+    to 8192 floats and 32 rows while every core still gets about 4 programs (1024 rows of 384:
+    21 rows a program, 0.18 -> 0.13 ms; the backward's partial sums stay few); 2048 floats
+    without r."""
     block = max(16, -(-n // 16) * 16)
-    return max(1, min(16, 2048 // block)), block
+    if r is None:
+        return max(1, min(16, 2048 // block)), block
+    return int(min(32, max(1, 8192 // block), max(1, r // (4 * (os.cpu_count() or 1))))), block
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5, backend="cpu", stats=False):
@@ -149,7 +154,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5, backend="cpu", stats=False):
     if x.size == 0:
         return (out, mean, rstd) if stats else out
     if n <= MAX_BLOCK:
-        rows, block = _tiles(n)
+        rows, block = _tiles(n, r if stats else None)  # statistics: larger blocks did better
         layer_norm_kernel.launch(
             ((r + rows - 1) // rows,), x, w, b, out, r, n, float(eps), mean, rstd,
             HAS_W=w is not None, HAS_B=b is not None, ROWS=rows, BLOCK=block, HAS_STATS=stats,
@@ -181,9 +186,7 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, backend="cpu"):
     dx = np.empty_like(x)
     if r == 0 or n == 0:
         return dx, np.zeros(n, np.float32), np.zeros(n, np.float32)
-    _, block = _tiles(n)
-    # enough rows a program that the partial sums stay few (about 4 programs a core), at most 32
-    rows = int(min(32, max(1, 8192 // block), max(1, r // (4 * (os.cpu_count() or 1)))))
+    rows, block = _tiles(n, r)
     progs = (r + rows - 1) // rows
     dwp = np.empty((progs, n), np.float32)
     dbp = np.empty((progs, n), np.float32)
