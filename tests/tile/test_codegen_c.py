@@ -51,3 +51,34 @@ def test_dot_panel_width_follows_the_isa(monkeypatch):
     assert tile.dot_panel_width() == min(want, 16)
     monkeypatch.setenv("OPENCANN_CPU_ISA", "generic")
     assert tile.dot_panel_width() == 8
+
+
+@tile.kernel
+def _matmul_sweep(a, b, c, K, BM: tile.constexpr, BK: tile.constexpr, PARTIAL: tile.constexpr):
+    """c = a @ b for one BM x BM block; with PARTIAL the running product is also stored after
+    every K slab (a second store to c, so the accumulator must not live in c)."""
+    rm = tile.arange(0, BM)
+    rk = tile.arange(0, BK)
+    acc = tile.zeros((BM, BM), tile.float32)
+    for k0 in range(0, K, BK):
+        at = tile.load(a + rm[:, None] * K + (k0 + rk)[None, :])
+        bt = tile.load(b + (k0 + rk)[:, None] * BM + rm[None, :])
+        acc = tile.dot(at, bt, acc)
+        if PARTIAL:
+            tile.store(c + rm[:, None] * BM + rm[None, :], acc * 0.0)
+    tile.store(c + rm[:, None] * BM + rm[None, :], acc + 1.0)
+
+
+@pytest.mark.parametrize("partial", [False, True])
+@pytest.mark.parametrize("k", [0, 48])
+def test_dot_accumulating_in_the_output(partial, k):
+    """The accumulator lives in the output block only when nothing else writes or reads the
+    output; the first product overwrites it, and K = 0 leaves the zeros it started from."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((16, max(k, 1))).astype(np.float32)[:, :k].copy()
+    b = rng.standard_normal((max(k, 1), 16)).astype(np.float32)[:k].copy()
+    c = np.full((16, 16), np.nan, np.float32)
+    _matmul_sweep[(1,)](a, b, c, k, BM=16, BK=16, PARTIAL=partial)
+    np.testing.assert_allclose(c, a @ b + 1.0, rtol=1e-5, atol=1e-5)
+    src = _matmul_sweep.c_source(a, b, c, k, BM=16, BK=16, PARTIAL=partial)
+    assert ("= &a_c[0];" in src) != partial  # the accumulator pointed at the output, or not

@@ -1011,20 +1011,22 @@ class _Gen:
         for v in hoist:
             self.emit_scalar(v)
             self.hoisted.add(v.id)
-        ld = f"ld{f.id}_{nm}"
-        self.line(f"int64_t {ld} = {shape[1]};")
         conds = []
         if region is not None:
             _, hi, _ = self.bounds(shape, [[], []], region)
             conds += [f"{h} == {n}" for h, n in zip(hi, shape) if h != n]
         out = self.root_param(st.srcs[0])
         for v in self.k.body.walk():  # an input that is the output itself: keep the scratch
-            if v.op == "load" and v.shape != ():
+            if v.op == "store" and v is not st and self.root_param(v.srcs[0]) is out:
+                return  # another store to the output could land on the accumulator
+            if v.op == "load":
                 src = self.root_param(v.srcs[0])
                 if src is out:
                     return
                 conds.append(f"(const void *){self.name[src.id]} != (const void *){self.name[out.id]}")
         base = self.ptr_base(st.srcs[0])
+        ld = f"ld{f.id}_{nm}"
+        self.line(f"int64_t {ld} = {shape[1]};")
         self.line(f"if ({' && '.join(conds) or '1'}) {{")
         self.line(f"  {nm} = &{base}[{self.aff_expr(aff, ['0', '0'])}];")
         self.line(f"  {ld} = {aff[1][0]};")
