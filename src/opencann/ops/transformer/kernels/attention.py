@@ -22,6 +22,14 @@ __all__ = ["attention_kernel", "attention_bwd_kv_kernel", "attention_bwd_q_kerne
            "attention_backward"]
 
 
+def _block_of_head(H, G, BLOCK):
+    """(rows of block program_id(0), batch * H + head, batch, head, key/value head) of the
+    program (called inside kernels; G query heads share a key/value head)."""
+    bh = tile.program_id(1)
+    h = bh % H
+    return tile.program_id(0) * BLOCK + tile.arange(0, BLOCK), bh, bh // H, h, h // G
+
+
 @tile.kernel(do_not_specialize=("Sq", "Skv", "H", "sqb", "sqh", "sqs", "skb", "skh", "sks", "svb",
                                 "svh", "svs", "sob", "soh", "sos", "smb", "smh", "sms"))
 def attention_kernel(q, k, v, out, lens, kmask, amask, Sq, Skv, H, scale,
@@ -33,12 +41,8 @@ def attention_kernel(q, k, v, out, lens, kmask, amask, Sq, Skv, H, scale,
     """BM query rows of one (batch, head), keys swept BN at a time. With HAS_LSE the rows'
     log-sum-exp of the scaled scores goes to `lse` ((B, H, Sq), contiguous): what the backward
     kernels recompute the probabilities from. G query heads share one key/value head."""
+    rm, bh, b, h, hk = _block_of_head(H, G, BM)
     pid_m = tile.program_id(0)
-    bh = tile.program_id(1)
-    b = bh // H
-    h = bh % H
-    hk = h // G
-    rm = pid_m * BM + tile.arange(0, BM)
     rd = tile.arange(0, D)
     qt = tile.load(q + b * sqb + h * sqh + rm[:, None] * sqs + rd[None, :],
                    mask=rm[:, None] < Sq, other=0.0).to(tile.float32) * scale
@@ -129,12 +133,8 @@ def attention_bwd_kv_kernel(q, k, v, o, do, lse, dk, dv, Sq, Skv, H, scale,
     """dK and dV of BN keys for one query head (program (key block, batch * H + head)): the
     query blocks are swept, the probabilities recomputed from `lse`. dk and dv are per query
     head ((B, H, Skv, D), strides sd*); grouped heads are summed afterwards."""
+    rn, bh, b, h, hk = _block_of_head(H, G, BN)
     pid_n = tile.program_id(0)
-    bh = tile.program_id(1)
-    b = bh // H
-    h = bh % H
-    hk = h // G
-    rn = pid_n * BN + tile.arange(0, BN)
     rd = tile.arange(0, D)
     kt, vt = _key_rows(k, v, b, hk, rn, rd, Skv, (skb, skh, sks), (svb, svh, svs))
     dk_acc = tile.zeros((BN, D), tile.float32)
@@ -164,12 +164,8 @@ def attention_bwd_q_kernel(q, k, v, o, do, lse, dq, Sq, Skv, H, scale,
                            CAUSAL: tile.constexpr, G: tile.constexpr = 1):
     """dQ of BM query rows of one head (program (query block, batch * H + head)), the key blocks
     swept and the probabilities recomputed from `lse`."""
+    rm, bh, b, h, hk = _block_of_head(H, G, BM)
     pid_m = tile.program_id(0)
-    bh = tile.program_id(1)
-    b = bh // H
-    h = bh % H
-    hk = h // G
-    rm = pid_m * BM + tile.arange(0, BM)
     rd = tile.arange(0, D)
     qt, dot_, lse_r, di = _query_rows(q, o, do, lse, b, h, bh, rm, rd, Sq, (sqb, sqh, sqs),
                                       (sob, soh, sos), (sgb, sgh, sgs))
