@@ -243,3 +243,32 @@ def test_accumulating_in_the_output():
     z = batched_gemm(np.ones((30, 0), np.float32), np.ones((0, 40), np.float32), residual=r[:30, :40],
                      blocks=(24, 32, 16))
     np.testing.assert_array_equal(z, r[:30, :40])
+
+
+def test_wide_blocks_keep_the_threads_busy():
+    from opencann.ops.math.kernels.gemm import _balance, _wide_blocks
+
+    for m, n, k, ta in [(1024, 1536, 384, False), (1024, 1152, 384, False), (384, 4096, 1024, True),
+                        (1000, 1000, 1000, False), (133, 7, 5, False), (5000, 3, 4, False)]:
+        for threads in (1, 2, 3, 8):
+            bm, bn, bk = _wide_blocks(m, n, k, ta, threads)
+            assert bn % 32 == 0 and 32 <= bn <= 384 and bm % 6 == 0 or m % bm == 0
+            rows = [min(bm, m - i * bm) for i in range(-(-m // bm))]
+            cols = [min(bn, n - j * bn) for j in range(-(-n // bn))]
+            busy = _balance([r * c for c in cols for r in rows], threads)
+            assert busy >= 0.95 or m * n < 2000, (m, n, threads, busy)
+            assert bk % 8 == 0 and bk >= min(k, 8) and -(-k // bk) * bk - k < bk
+    assert _wide_blocks(1024, 1152, 384, False, 2)[:2] == (1024, 288)  # 4 whole blocks of 288
+    assert _balance([3, 3, 2], 2) == pytest.approx(8 / 10)
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
+def test_wide_blocks_with_every_layout(ta, tb):
+    """More than 132 rows: large blocks, each 12-row block of A swept across several B panels
+    (rows outer), a last block of 1-11 rows, K in slabs."""
+    rng = np.random.default_rng(7)
+    for m, n, k in [(301, 200, 300), (150, 97, 1030)]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        out = gemm(a.T.copy() if ta else a, b.T.copy() if tb else b, trans_a=ta, trans_b=tb)
+        np.testing.assert_allclose(out, a @ b, rtol=1e-4, atol=2e-3)
