@@ -502,3 +502,39 @@ def test_tree_group_stores_the_intermediates_others_read():
     assert [v.name for v in trees[0].extra] == ["half_x", "t", "one_plus_t"]
     ex = _check_all(g, {"x": rng.standard_normal((4, 48)).astype(np.float32)})
     assert sum(1 for st in ex.placement.steps if st.group is not None) == 1
+
+
+def test_closed_elementwise_graph_is_one_kernel():
+    """The backward of a tanh-GELU, recomputing tanh: tanh(.) is read by three nodes and x * x by
+    two, all inside; the graph closes at one value that a non-elementwise node reads. One kernel
+    with two inputs and one output, not three passing intermediates through memory."""
+    g = Graph("gelu_bwd", {"": 17})
+    x = g.add_input("x", TensorType(F32, (4, 48)))
+    dy = g.add_input("dy", TensorType(F32, (4, 48)))
+    c = {k: _const(g, k, np.array(v, np.float32)) for k, v in
+         (("half", 0.5), ("k", 0.044715), ("k3", 3 * 0.044715), ("s", math.sqrt(2 / math.pi)),
+          ("one", 1.0))}
+    (sq,) = g.add_node("Mul", [x, x], ["sq"])
+    (cube,) = g.add_node("Mul", [sq, x], ["cube"])
+    (inner,) = g.add_node("Add", [x, g.add_node("Mul", [cube, c["k"]], ["kc"])[0]], ["inner"])
+    (t,) = g.add_node("Tanh", [g.add_node("Mul", [inner, c["s"]], ["scaled"])[0]], ["t"])
+    (onep,) = g.add_node("Add", [t, c["one"]], ["onep"])
+    (d1,) = g.add_node("Mul", [g.add_node("Mul", [dy, c["half"]], ["hdy"])[0], onep], ["d1"])
+    (t2,) = g.add_node("Mul", [t, t], ["t2"])
+    (sech2,) = g.add_node("Sub", [c["one"], t2], ["sech2"])
+    (hx,) = g.add_node("Mul", [x, c["half"]], ["hx"])
+    (dt,) = g.add_node("Mul", [g.add_node("Mul", [dy, hx], ["dyhx"])[0], sech2], ["dt"])
+    (di,) = g.add_node("Mul", [dt, c["s"]], ["di"])
+    (poly,) = g.add_node("Add", [c["one"], g.add_node("Mul", [sq, c["k3"]], ["k3sq"])[0]], ["poly"])
+    (dx,) = g.add_node("Add", [d1, g.add_node("Mul", [di, poly], ["d2"])[0]], ["dx"])
+    (out,) = g.add_node("ReduceSum", [dx, g.add_constant("axes", np.array([0], np.int64))], ["colsum"],
+                        {"keepdims": 0})
+    g.outputs = [out]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    ew = [gr for gr in groups if gr.kind == "elementwise"]
+    assert len(ew) == 1 and len(ew[0].nodes) == len(g.nodes) - 1 and not ew[0].extra
+    assert [v.name for v in ew[0].lowered.inputs] == ["x", "dy"]
+    xv = rng.standard_normal((4, 48)).astype(np.float32)
+    _check_all(g, {"x": xv, "dy": rng.standard_normal((4, 48)).astype(np.float32)},
+               rtol=1e-4, atol=1e-4)

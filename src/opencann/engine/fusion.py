@@ -600,6 +600,48 @@ class _Fuser:
         extra = escaping[:-1]
         return prog, ins, extra, tuple(where[id(v)] for v in extra)
 
+    # --- closed elementwise graphs ----------------------------------------------------------
+    def closed_group(self, n: Node) -> FusionGroup | None:
+        """The elementwise nodes whose values only `n` needs: working up from `n`, an untaken
+        elementwise producer joins once every reader of its value has joined (a smaller one is
+        broadcast, as in chains). A value read twice inside (the tanh of a tanh-GELU's backward, read by three of
+        its nodes) is then computed once, in one kernel with one output, where chains and trees
+        cut the graph into three kernels passing four intermediates through memory. None when
+        fewer than 3 nodes join, when it needs more than MAX_INPUTS inputs, or when a producer
+        stays out only because its value is read outside (trees store such values; this group
+        would split theirs). `find_groups` asks at nodes that no untaken elementwise node reads."""
+        if not self.fuse:
+            return None
+        members = {id(n): n}
+
+        def candidates():
+            for m in list(members.values()):
+                for v in m.inputs:
+                    p = None if v is None else v.producer
+                    if (p is not None and id(p) not in members and id(p) not in self.taken
+                            and is_elementwise(p)):
+                        yield v, p
+
+        changed = True
+        while changed:
+            changed = False
+            for v, p in candidates():
+                if id(p) not in members and id(v) not in self.outputs and all(
+                        id(c) in members for c in self.cons.get(id(v), [])):
+                    members[id(p)] = p
+                    changed = True
+        if len(members) < 3 or any(True for _ in candidates()):
+            return None  # a producer read outside too is a tree's to take
+        nodes = sorted(members.values(), key=lambda x: self.index[id(x)])
+        if nodes[-1] is not n:
+            return None
+        prog, ins = elementwise_program(nodes)
+        if len(ins) > MAX_INPUTS:
+            return None
+        name = "fused_" + "_".join(EW_OPS[x.op][0] for x in nodes[:6])
+        return FusionGroup("elementwise", nodes, Lowered(_ew_call(prog, len(ins), name), ins, name),
+                           n.outputs[0], [f"{len(nodes)} ops"])
+
     # --- elementwise chains -----------------------------------------------------------------
     def _producers_into(self, c: Node, members: set[int]) -> list[Node]:
         """Untaken elementwise nodes whose outputs only `c` reads, and so on up their inputs: the
@@ -669,6 +711,15 @@ def find_groups(graph: Graph, bound: dict, fuse: bool = True
             continue
         groups.append(g)
         f.taken.update(id(x) for x in g.nodes)
+    for n in reversed(graph.nodes):  # elementwise graphs closed under their values' readers
+        if id(n) in f.taken or not is_elementwise(n):
+            continue
+        if any(id(c) not in f.taken and is_elementwise(c) for c in f.cons.get(id(n.outputs[0]), [])):
+            continue  # not where such a graph ends (chains and trees go on from here)
+        g = f.closed_group(n)
+        if g is not None:
+            groups.append(g)
+            f.taken.update(id(x) for x in g.nodes)
     for n in graph.nodes:
         if id(n) in f.taken or not is_elementwise(n):
             continue
