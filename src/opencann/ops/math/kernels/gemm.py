@@ -168,8 +168,17 @@ def gemm_epilogue_kernel(c, bias, res, M, N, scm, srm, BM: tile.constexpr, BN: t
 
 
 def _blocks(M, N, K, bn=None, trans_a=False):
-    """Block sizes (BM, BN, BK) for an M x N x K product (BN fixed when given: B as panels).
-    With AVX-512 and more than 132 rows, `_wide_blocks`; otherwise as follows.
+    """Block sizes (BM, BN, BK) for an M x N x K product (see `_choose_blocks`), cached: asked
+    on every `batched_gemm` call, where the host's panel width and core count cost tens of
+    microseconds to find."""
+    return _choose_blocks(M, N, K, bn, trans_a, os.environ.get("OPENCANN_CPU_ISA"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _choose_blocks(M, N, K, bn, trans_a, _isa):
+    """Block sizes (BM, BN, BK) for an M x N x K product (BN fixed when given: B as panels) on
+    this host (`_isa`: OPENCANN_CPU_ISA, which narrows the panel width). With AVX-512 and more
+    than 132 rows, `_wide_blocks`; otherwise as follows.
 
     BM is a multiple of the 6-row micro-kernel: all of M up to 132 rows (splitting M would load
     and pack every B tile once per row block), else the size up to 264 trading rows wasted on
@@ -213,7 +222,6 @@ def _blocks(M, N, K, bn=None, trans_a=False):
     return bm, bn, bk
 
 
-@functools.lru_cache(maxsize=4096)
 def _wide_blocks(M, N, K, trans_a, threads):
     """Block sizes for AVX-512's `dot`, which sweeps each 12-row block of A across all of the
     block's B panels (A's rows stay in L1, B's packed K x BN slab streams from L2). Every
@@ -226,7 +234,7 @@ def _wide_blocks(M, N, K, trans_a, threads):
     1024x1536x384 256 -> 279 GFLOP/s, 1024x4096x384 244 -> 257, X^T @ dY of 384x1536x1024
     179 -> 258; cold (operands evicted) 2-40% better but for 1024x384x384 (190 -> 181). K is
     cut into equal slabs of at most 512 (256 when A is stored transposed), one slab up to 384.
-    Cached: the search costs milliseconds, and `batched_gemm` asks on every call."""
+    The search costs milliseconds: `_blocks` caches it."""
     best = fallback = None
     for mb in range(1, 65):
         bm = -(-M // mb)
