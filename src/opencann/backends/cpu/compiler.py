@@ -30,6 +30,13 @@ __all__ = ["cache_dir", "find_compiler", "compiler_command", "compiler_version",
 
 _FLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-fno-math-errno",
           "-fno-trapping-math", "-std=gnu11", "-fPIC", "-shared"]
+# x86: vectorized loops use 512-bit registers where the host has AVX-512 (gcc prefers 256 bits
+# on Intel server cores by default). The training step's compute-bound elementwise kernels (a
+# tanh-GELU's backward: 0.74 -> 0.62 ns per element on 2 threads) made it 3.5% faster over three
+# alternating pairs of runs; inference on the five models stayed within noise. Without AVX-512
+# the flag changes nothing.
+if platform.machine().lower() in ("x86_64", "amd64"):
+    _FLAGS.append("-mprefer-vector-width=512")
 
 
 def cache_dir() -> str:
