@@ -9,6 +9,7 @@ import opencann
 from opencann import dtypes, profiler
 from opencann.engine import bind_ops
 from opencann.engine.executor import CpuExecutor
+from opencann.errors import ExecutionError
 from opencann.engine.infer import infer_graph
 from opencann.ir import Graph, TensorType
 
@@ -190,3 +191,23 @@ def test_small_integer_results_are_memoized_read_only():
     m(big)
     m(big)
     assert len(calls) == 4
+
+
+def test_reshape_to_a_constant_shape_is_a_view_and_names_its_node():
+    g = Graph("rs", {"": 14})
+    x = g.add_input("x", TensorType(dtypes.float32, (2, 6)))
+    s = g.add_constant("s", np.array([3, -1], np.int64))
+    (y,) = g.add_node("Reshape", [x, s], ["y"])
+    (z,) = g.add_node("Relu", [y], ["z"])
+    g.outputs = [y, z]
+    ex = CpuExecutor(g, "rs")
+    xv = np.arange(12, dtype=np.float32).reshape(2, 6) - 6
+    out = ex.run({"x": xv})
+    np.testing.assert_array_equal(out["y"], xv.reshape(3, 4))
+    np.testing.assert_array_equal(out["z"], np.maximum(xv, 0).reshape(3, 4))
+    bad = Graph("rs_bad", {"": 14})
+    xb = bad.add_input("x", TensorType(dtypes.float32, (None, 6)))
+    (yb,) = bad.add_node("Reshape", [xb, bad.add_constant("s", np.array([5, 2], np.int64))], ["y"])
+    bad.outputs = [yb]
+    with pytest.raises(ExecutionError, match="Reshape"):
+        CpuExecutor(bad, "rs_bad").run({"x": np.zeros((2, 6), np.float32)})

@@ -50,6 +50,28 @@ MEMO_MAX_ELEMENTS = 64  # "small integer tensors": shapes, indices and axes of s
 MEMO_MAX_ENTRIES = 8
 
 
+def _reshape_to_constant(n, model: str):
+    """A Reshape to a constant shape with no 0 to copy and no dim past what NumPy takes, as one
+    `np.reshape` (a view of a contiguous input, a copy otherwise, as the reference does): a
+    training graph has hundreds, and the reference's checks cost tens of microseconds each."""
+    if n.op != "Reshape" or n.domain not in ("", "ai.onnx") or len(n.inputs) != 2 or \
+            n.inputs[1] is None or n.inputs[1].const is None or len(n.outputs) != 1:
+        return None
+    target = np.asarray(n.inputs[1].const)
+    if target.dtype.kind not in "iu" or target.ndim != 1 or (target == 0).any() or \
+            (target < -1).any() or (target == -1).sum() > 1:
+        return None
+    shape = tuple(int(t) for t in target)
+
+    def fn(x, _shape):
+        try:
+            return (np.reshape(x, shape),)
+        except ValueError as e:
+            raise ExecutionError(f"model {model!r}: {n.describe()} failed on inputs "
+                                 f"({_describe_inputs((x, _shape))}): {e}") from e
+    return fn
+
+
 def _memoized(fn):
     """`fn` with its results remembered for small integer inputs. Exported models compute shapes
     at run time (Shape -> Gather -> Unsqueeze -> Concat -> Reshape): the same few values every
@@ -207,6 +229,9 @@ class CpuExecutor:
 
     # --- ref steps ----------------------------------------------------------------------------
     def _ref_fn(self, st: Step):
+        fast = _reshape_to_constant(st.nodes[0], self.model_name)
+        if fast is not None:
+            return fast
         fn = self._ref_call(st)
         return _memoized(fn) if _pure(st.nodes[0]) else fn
 
