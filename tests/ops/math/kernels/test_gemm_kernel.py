@@ -272,3 +272,36 @@ def test_wide_blocks_with_every_layout(ta, tb):
         b = rng.standard_normal((k, n)).astype(np.float32)
         out = gemm(a.T.copy() if ta else a, b.T.copy() if tb else b, trans_a=ta, trans_b=tb)
         np.testing.assert_allclose(out, a @ b, rtol=1e-4, atol=2e-3)
+
+
+def test_repeated_calls_take_the_remembered_launch():
+    """The second call with the same shapes and layouts goes through the remembered launch and
+    computes what the first did: transposed views, bias, residual, a batch, an `out`."""
+    from opencann.ops.math.kernels import gemm as g
+
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((37, 20)).astype(np.float32)
+    bt = rng.standard_normal((45, 20)).astype(np.float32)  # B stored (N, K): bt.T is a view
+    bias = rng.standard_normal(45).astype(np.float32)
+    res = rng.standard_normal((37, 45)).astype(np.float32)
+    g._LAUNCHES.clear()
+    for trial in range(3):
+        a2, b2 = a + trial, bt - trial
+        got = batched_gemm(a2, b2.T, bias, "relu", res)
+        np.testing.assert_allclose(got, np.maximum(a2 @ b2.T + bias, 0) + res, rtol=1e-4, atol=1e-4)
+    assert len(g._LAUNCHES) == 1
+    xb = rng.standard_normal((3, 20, 37)).astype(np.float32)  # a batch of A^T views
+    w = rng.standard_normal((20, 9)).astype(np.float32)
+    out = np.empty((3, 37, 9), np.float32)
+    for trial in range(2):
+        x = xb * (trial + 1)
+        got = batched_gemm(np.swapaxes(x, 1, 2), w, out=out)
+        assert got is out
+        np.testing.assert_allclose(out, np.swapaxes(x, 1, 2) @ w, rtol=1e-4, atol=1e-4)
+    assert len(g._LAUNCHES) == 2
+    small = rng.standard_normal(45).astype(np.float32)  # a broadcast residual is copied: not kept
+    n = len(g._LAUNCHES)
+    for _ in range(2):
+        np.testing.assert_allclose(batched_gemm(a, bt.T, residual=small), a @ bt.T + small,
+                                   rtol=1e-4, atol=1e-4)
+    assert len(g._LAUNCHES) == n

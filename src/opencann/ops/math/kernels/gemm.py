@@ -382,7 +382,17 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
     `out`: a C-contiguous float32 array of the result's shape to write into.
     `res_activation`: an activation applied last, after the residual (a ResNet block's ReLU).
     `b` may be `Panels` (a constant B packed once, see `pack_panels`; not with `trans_b`).
+
+    A call whose operands are all float32 and C-contiguous (or, for a and b, the transposes of
+    C-contiguous arrays) is remembered by its shapes and layouts: the next such call is one
+    prepared launch (`_LAUNCHES`), without the argument checks and the launcher's binding.
     """
+    key = _launch_key(a, b, bias, activation, residual, backend, blocks, row_bias, trans_a,
+                      trans_b, impl, out, res_activation)
+    if key is not None:
+        fast = _LAUNCHES.get(key)
+        if fast is not None:
+            return fast(a, b, bias if bias is not None else row_bias, residual, out)
     panels = b if isinstance(b, Panels) else None
     for act in (activation, res_activation):
         if act not in ACTIVATIONS:
@@ -447,7 +457,73 @@ def batched_gemm(a, b, bias=None, activation=None, residual=None, backend="cpu",
                                    trans_b, has_bias, activation, res_activation, blocks,
                                    b_panels=0 if panels is None else panels.nr)
     gemm_kernel.launch(grid, *args, backend=backend, **meta)
+    if key is not None and (residual is None or residual.shape == out_shape):  # no copies made
+        if len(_LAUNCHES) >= _LAUNCHES_MAX:
+            _LAUNCHES.pop(next(iter(_LAUNCHES)))
+        _LAUNCHES[key] = _FastGemm(gemm_kernel.prepare(grid, *args, backend=backend, **meta),
+                                   out_shape, key[1], key[3])
     return c
+
+
+_LAUNCHES: dict = {}  # `_launch_key` -> `_FastGemm`
+_LAUNCHES_MAX = 256
+
+
+def _layout(x):
+    """0: a C-contiguous float32 array, 1: the transpose (last two axes) of one, None: other."""
+    if type(x) is not np.ndarray or x.dtype != np.float32 or x.ndim < 2:
+        return None
+    if x.flags.c_contiguous:
+        return 0
+    return 1 if x.swapaxes(-1, -2).flags.c_contiguous else None
+
+
+def _vector(v):
+    return v is None or (type(v) is np.ndarray and v.dtype == np.float32 and v.ndim == 1
+                         and v.flags.c_contiguous)
+
+
+def _launch_key(a, b, bias, activation, residual, backend, blocks, row_bias, trans_a, trans_b,
+                impl, out, res_activation):
+    """The key under which `batched_gemm` keeps a call's prepared launch, or None when the call
+    needs more than the launch (copies, a library GEMM, an odd backend or blocks)."""
+    if backend != "cpu" or blocks is not None or impl == "library":
+        return None
+    la, lb = _layout(a), _layout(b)
+    if la is None or lb is None or not (_vector(bias) and _vector(row_bias)) or \
+            (bias is not None and row_bias is not None) or 0 in a.shape or 0 in b.shape:
+        return None
+    for x in (residual, out):
+        if x is not None and not (type(x) is np.ndarray and x.dtype == np.float32
+                                  and x.flags.c_contiguous):
+            return None
+    if (la and a.ndim > 2 and not a.swapaxes(-1, -2).flags.c_contiguous) or \
+            (lb and b.ndim > 2 and not b.swapaxes(-1, -2).flags.c_contiguous):
+        return None
+    return (a.shape, la, b.shape, lb, bool(trans_a), bool(trans_b), activation, res_activation,
+            impl, None if bias is None else bias.shape, None if row_bias is None else row_bias.shape,
+            None if residual is None else residual.shape, None if out is None else out.shape)
+
+
+class _FastGemm:
+    """A `batched_gemm` call remembered: its prepared launch, result shape and which operands
+    are read through their transposes."""
+
+    __slots__ = ("launch", "shape", "swap_a", "swap_b")
+
+    def __init__(self, launch, shape, swap_a, swap_b):
+        self.launch, self.shape, self.swap_a, self.swap_b = launch, shape, swap_a, swap_b
+
+    def __call__(self, a, b, bias, residual, out):
+        c = np.empty(self.shape, np.float32) if out is None else out
+        arrays = [a.swapaxes(-1, -2) if self.swap_a else a,
+                  b.swapaxes(-1, -2) if self.swap_b else b, c]
+        if bias is not None:
+            arrays.append(bias)
+        if residual is not None:
+            arrays.append(residual)
+        self.launch(*arrays)
+        return c
 
 
 def gemm_launch(a, b, c, bias, res, M, N, K, batch=1, a_batched=False, b_batched=False,
