@@ -527,8 +527,8 @@ def test_closed_elementwise_graph_is_one_kernel():
     (di,) = g.add_node("Mul", [dt, c["s"]], ["di"])
     (poly,) = g.add_node("Add", [c["one"], g.add_node("Mul", [sq, c["k3"]], ["k3sq"])[0]], ["poly"])
     (dx,) = g.add_node("Add", [d1, g.add_node("Mul", [di, poly], ["d2"])[0]], ["dx"])
-    (out,) = g.add_node("ReduceSum", [dx, g.add_constant("axes", np.array([0], np.int64))], ["colsum"],
-                        {"keepdims": 0})
+    axes = g.add_constant("axes", np.array([0], np.int64))
+    (out,) = g.add_node("ReduceSum", [dx, axes], ["colsum"], {"keepdims": 0})
     g.outputs = [out]
     _typed(g)
     groups, _ = find_groups(g, bind_ops(g, g.name))

@@ -51,7 +51,7 @@ MEMO_MAX_ENTRIES = 8
 
 
 def _reshape_to_constant(n, model: str):
-    """A Reshape to a constant shape with no 0 to copy and no dim past what NumPy takes, as one
+    """A Reshape to a constant shape (no 0 that copies a dim, at most one -1), as one
     `np.reshape` (a view of a contiguous input, a copy otherwise, as the reference does): a
     training graph has hundreds, and the reference's checks cost tens of microseconds each."""
     if n.op != "Reshape" or n.domain not in ("", "ai.onnx") or len(n.inputs) != 2 or \

@@ -604,9 +604,10 @@ class _Fuser:
     def closed_group(self, n: Node) -> FusionGroup | None:
         """The elementwise nodes whose values only `n` needs: working up from `n`, an untaken
         elementwise producer joins once every reader of its value has joined (a smaller one is
-        broadcast, as in chains). A value read twice inside (the tanh of a tanh-GELU's backward, read by three of
-        its nodes) is then computed once, in one kernel with one output, where chains and trees
-        cut the graph into three kernels passing four intermediates through memory. None when
+        broadcast, as in chains). A value read several times inside (the tanh of a tanh-GELU's
+        backward, read by three of its nodes) is then computed once, in one kernel with one
+        output, where chains and trees cut the graph into three kernels passing four
+        intermediates through memory. None when
         fewer than 3 nodes join, when it needs more than MAX_INPUTS inputs, or when a producer
         stays out only because its value is read outside (trees store such values; this group
         would split theirs). `find_groups` asks at nodes that no untaken elementwise node reads."""
@@ -714,7 +715,8 @@ def find_groups(graph: Graph, bound: dict, fuse: bool = True
     for n in reversed(graph.nodes):  # elementwise graphs closed under their values' readers
         if id(n) in f.taken or not is_elementwise(n):
             continue
-        if any(id(c) not in f.taken and is_elementwise(c) for c in f.cons.get(id(n.outputs[0]), [])):
+        readers = f.cons.get(id(n.outputs[0]), [])
+        if any(id(c) not in f.taken and is_elementwise(c) for c in readers):
             continue  # not where such a graph ends (chains and trees go on from here)
         g = f.closed_group(n)
         if g is not None:

@@ -447,8 +447,9 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
   int lvl = oc_isa_level();
   /* AVX-512 takes rows 12 at a time, and a last block of fewer with the 6-row kernel */
   int MR = lvl == 2 ? 12 : (lvl ? 6 : 4), NR = lvl == 2 ? 32 : (lvl == 1 ? 16 : 8);
-  /* B is packed into NR-wide panels; A is read in place. A B of one panel's width whose rows are one panel apart is a panel already (weights packed
-     ahead of time, see dot_panel_width): it is read where it is. */
+  /* B is packed into NR-wide panels; A is read in place. A B of one panel's width whose rows
+     are one panel apart is a panel already (weights packed ahead of time, see dot_panel_width):
+     it is read where it is. */
   const float *Bp = pack;
   if (!b_trans && N == NR && ldb == NR)
     Bp = B;

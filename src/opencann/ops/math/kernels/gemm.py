@@ -501,8 +501,7 @@ def _launch_key(a, b, bias, activation, residual, backend, blocks, row_bias, tra
             (lb and b.ndim > 2 and not b.swapaxes(-1, -2).flags.c_contiguous):
         return None
     return (a.shape, la, b.shape, lb, bool(trans_a), bool(trans_b), activation, res_activation,
-            impl, None if bias is None else bias.shape, None if row_bias is None else row_bias.shape,
-            None if residual is None else residual.shape, None if out is None else out.shape)
+            impl, *(None if x is None else x.shape for x in (bias, row_bias, residual, out)))
 
 
 class _FastGemm:
