@@ -415,6 +415,24 @@ static void oc_micro_avx512_12t(int K, const float *a, int lda, const float *b, 
 }
 #endif
 
+#ifdef OC_X86
+/* one block of mr (1-12) rows of A against one panel: from `p12`, a K x 12 copy of 12 rows, when
+   given, else from the rows at `ap` (row stride ldr), 12 at a time or a last 1-11 as at most two
+   6-row calls */
+static inline void oc_block_avx512(int K, const float *p12, const float *ap, int64_t ldr,
+                                   const float *bp, float *c, int64_t ldc, int mr, int nr,
+                                   const float *pf, int pfs, int ow) {
+  if (p12) {
+    oc_micro_avx512_12t(K, p12, 12, bp, c, (int)ldc, nr, pf, pfs, ow);
+  } else if (mr == 12) {
+    oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, pf, pfs, ow);
+  } else {
+    oc_micro_avx512(K, ap, (int)ldr, bp, c, (int)ldc, OC_MIN(mr, 6), nr, ow);
+    if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * ldr, (int)ldr, bp, c + (size_t)6 * ldc, (int)ldc, mr - 6, nr, ow);
+  }
+}
+#endif
+
 static void oc_micro_generic(int K, const float *a, int lda, const float *b, float *C, int ldc, int mr, int nr, int ow) {
   float t[4 * 8] = {0};
   for (int k = 0; k < K; k++) {
@@ -483,14 +501,7 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
         const float *bp = Bp + (size_t)j0 * K;
         float *c = C + (size_t)i0 * ldc + j0;
         int nr = OC_MIN(NR, N - j0);
-        if (a_trans && mr == 12) {
-          oc_micro_avx512_12t(K, t, 12, bp, c, (int)ldc, nr, bp, 0, ow);
-        } else if (mr == 12) {
-          oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, bp, 0, ow);
-        } else {  /* a last block of 1-11 rows: at most two 6-row calls */
-          oc_micro_avx512(K, ap, (int)ldr, bp, c, (int)ldc, OC_MIN(mr, 6), nr, ow);
-          if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * ldr, (int)ldr, bp, c + (size_t)6 * ldc, (int)ldc, mr - 6, nr, ow);
-        }
+        oc_block_avx512(K, a_trans && mr == 12 ? t : NULL, ap, ldr, bp, c, ldc, mr, nr, bp, 0, ow);
       }
     }
     return;
@@ -530,14 +541,8 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
 #ifdef OC_X86
       if (lvl == 2) {
         const float *pf = bp + pf0 + (size_t)(i0 / 12) * pfs * K;
-        if (i0 < full) {
-          oc_micro_avx512_12t(K, Ap + (size_t)i0 * K, 12, bp, c, (int)ldc, nr, pf, pfs, ow);
-        } else if (mr == 12) {
-          oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, pf, pfs, ow);
-        } else {  /* a last block of 1-11 rows: at most two 6-row calls */
-          oc_micro_avx512(K, ap, (int)ldr, bp, c, (int)ldc, OC_MIN(mr, 6), nr, ow);
-          if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * ldr, (int)ldr, bp, c + (size_t)6 * ldc, (int)ldc, mr - 6, nr, ow);
-        }
+        oc_block_avx512(K, i0 < full ? Ap + (size_t)i0 * K : NULL, ap, ldr, bp, c, ldc, mr, nr, pf,
+                        pfs, ow);
         continue;
       }
       if (lvl == 1) { oc_micro_avx2(K, ap, (int)ldr, bp, c, (int)ldc, mr, nr, ow); continue; }

@@ -497,9 +497,6 @@ def _launch_key(a, b, bias, activation, residual, backend, blocks, row_bias, tra
         if x is not None and not (type(x) is np.ndarray and x.dtype == np.float32
                                   and x.flags.c_contiguous):
             return None
-    if (la and a.ndim > 2 and not a.swapaxes(-1, -2).flags.c_contiguous) or \
-            (lb and b.ndim > 2 and not b.swapaxes(-1, -2).flags.c_contiguous):
-        return None
     return (a.shape, la, b.shape, lb, bool(trans_a), bool(trans_b), activation, res_activation,
             impl, *(None if x is None else x.shape for x in (bias, row_bias, residual, out)))
 
