@@ -371,19 +371,24 @@ static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, f
   for (int r = 0; r < 12; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = c0[r]; }
 #define OC_ROW(r, p, off) { __m512 x = _mm512_set1_ps(p[off]); \
     c0[r] = _mm512_fmadd_ps(x, b0, c0[r]); c1[r] = _mm512_fmadd_ps(x, b1, c1[r]); }
-#pragma GCC unroll 2
-  for (int k = 0; k < K; k++) {
-    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-    OC_ROW(0, p0, 0) OC_ROW(1, p0, l1) OC_ROW(2, p0, l2)
-    OC_ROW(3, p1, 0) OC_ROW(4, p1, l1) OC_ROW(5, p1, l2)
-    OC_ROW(6, p2, 0) OC_ROW(7, p2, l1) OC_ROW(8, p2, l2)
-    OC_ROW(9, p3, 0) OC_ROW(10, p3, l1) OC_ROW(11, p3, l2)
-    _mm_prefetch((const char *)pf, _MM_HINT_T0);
-    _mm_prefetch((const char *)(pf + 16), _MM_HINT_T0);
-    p0++; p1++; p2++; p3++;
-    b += 32;
-    pf += pfs;
+#define OC_STEP(o) { __m512 b0 = _mm512_loadu_ps(b + 32 * (o)), b1 = _mm512_loadu_ps(b + 32 * (o) + 16); \
+    OC_ROW(0, p0, (o)) OC_ROW(1, p0, l1 + (o)) OC_ROW(2, p0, l2 + (o)) \
+    OC_ROW(3, p1, (o)) OC_ROW(4, p1, l1 + (o)) OC_ROW(5, p1, l2 + (o)) \
+    OC_ROW(6, p2, (o)) OC_ROW(7, p2, l1 + (o)) OC_ROW(8, p2, l2 + (o)) \
+    OC_ROW(9, p3, (o)) OC_ROW(10, p3, l1 + (o)) OC_ROW(11, p3, l2 + (o)) \
+    _mm_prefetch((const char *)(pf + pfs * (o)), _MM_HINT_T0); \
+    _mm_prefetch((const char *)(pf + pfs * (o) + 16), _MM_HINT_T0); }
+  /* two steps of k per pass, written out: gcc's own unrolling of this loop depended on the
+     code around it (one kernel's copy ran 5% slower, not unrolled) */
+  int k = 0;
+  for (; k + 1 < K; k += 2) {
+    OC_STEP(0) OC_STEP(1)
+    p0 += 2; p1 += 2; p2 += 2; p3 += 2;
+    b += 64;
+    pf += 2 * pfs;
   }
+  if (k < K) OC_STEP(0)
+#undef OC_STEP
 #undef OC_ROW
   oc_add12x32(c0, c1, C, ldc, nr, ow);
 }
@@ -396,21 +401,21 @@ static void oc_micro_avx512_12t(int K, const float *a, int lda, const float *b, 
   __m512 c0[12], c1[12];
 #pragma GCC unroll 12
   for (int r = 0; r < 12; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = c0[r]; }
-#pragma GCC unroll 2
-  for (int k = 0; k < K; k++) {
-    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 12
-    for (int r = 0; r < 12; r++) {
-      __m512 x = _mm512_set1_ps(a[r]);
-      c0[r] = _mm512_fmadd_ps(x, b0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(x, b1, c1[r]);
-    }
-    _mm_prefetch((const char *)pf, _MM_HINT_T0);
-    _mm_prefetch((const char *)(pf + 16), _MM_HINT_T0);
-    a += lda;
-    b += 32;
-    pf += pfs;
+#define OC_STEP(o) { __m512 b0 = _mm512_loadu_ps(b + 32 * (o)), b1 = _mm512_loadu_ps(b + 32 * (o) + 16); \
+    _Pragma("GCC unroll 12") for (int r = 0; r < 12; r++) { \
+      __m512 x = _mm512_set1_ps(a[(size_t)(o) * lda + r]); \
+      c0[r] = _mm512_fmadd_ps(x, b0, c0[r]); c1[r] = _mm512_fmadd_ps(x, b1, c1[r]); } \
+    _mm_prefetch((const char *)(pf + pfs * (o)), _MM_HINT_T0); \
+    _mm_prefetch((const char *)(pf + pfs * (o) + 16), _MM_HINT_T0); }
+  int k = 0;
+  for (; k + 1 < K; k += 2) {  /* two steps per pass, written out, as in oc_micro_avx512_12 */
+    OC_STEP(0) OC_STEP(1)
+    a += 2 * (size_t)lda;
+    b += 64;
+    pf += 2 * pfs;
   }
+  if (k < K) OC_STEP(0)
+#undef OC_STEP
   oc_add12x32(c0, c1, C, ldc, nr, ow);
 }
 #endif
