@@ -289,6 +289,35 @@ def test_gemm_residual_through_reshape():
     _check_all(g, {"x": rng.standard_normal((2, 3, 16)).astype(np.float32)})
 
 
+def test_gemm_residual_through_reshape_with_runtime_weights():
+    """A training graph's Conv1D: the weight and bias are graph inputs (a Gemm with a runtime B
+    and C), and a batched MatMul of two runtime values; both take the residual through the
+    Reshape."""
+    g = Graph("conv1d_train", {"": 18})
+    x = g.add_input("x", TensorType(F32, (2, 3, 16)))
+    w = g.add_input("w", TensorType(F32, (16, 16)))
+    bias = g.add_input("bias", TensorType(F32, (16,)))
+    (x2,) = g.add_node("Reshape", [x, g.add_constant("flat", np.array([6, 16], np.int64))], ["x2"])
+    (y,) = g.add_node("Gemm", [x2, w, bias], ["y"])
+    (y3,) = g.add_node("Reshape", [y, g.add_constant("back", np.array([2, 3, 16], np.int64))],
+                       ["y3"])
+    (z,) = g.add_node("Add", [y3, x], ["z"])
+    a = g.add_input("a", TensorType(F32, (2, 3, 4, 5)))
+    bm = g.add_input("bm", TensorType(F32, (2, 3, 5, 4)))
+    (p,) = g.add_node("MatMul", [a, bm], ["p"])
+    (p2,) = g.add_node("Reshape", [p, g.add_constant("p2s", np.array([6, 16], np.int64))], ["p2"])
+    (q,) = g.add_node("Add", [x2, p2], ["q"])
+    g.outputs = [z, q]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    assert [gr.parts for gr in groups if gr.kind == "gemm"] == [["reshape", "residual"]] * 2
+    _check_all(g, {"x": rng.standard_normal((2, 3, 16)).astype(np.float32),
+                   "w": rng.standard_normal((16, 16)).astype(np.float32),
+                   "bias": rng.standard_normal(16).astype(np.float32),
+                   "a": rng.standard_normal((2, 3, 4, 5)).astype(np.float32),
+                   "bm": rng.standard_normal((2, 3, 5, 4)).astype(np.float32)})
+
+
 def test_clamped_relu_is_not_taken_for_relu():
     """ReLU6 equals ReLU on small inputs; the epilogue must not fold it as ReLU."""
     g = Graph("relu6", {"": 18})

@@ -418,8 +418,7 @@ class _Fuser:
         residual = None
         nxt = self.sole(cur)
         reshape = None
-        if nxt is not None and nxt.op == "Reshape" and plan.b is None and plan.c is None and \
-                is_f32(nxt.outputs[0]):
+        if nxt is not None and nxt.op == "Reshape" and is_f32(nxt.outputs[0]):
             # Gemm -> Reshape -> Add(residual): add the residual viewed as the GEMM's (M, N)
             after = self.sole(nxt.outputs[0])
             if after is not None and after.op == "Add" and is_elementwise(after):
