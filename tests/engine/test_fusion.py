@@ -567,3 +567,52 @@ def test_closed_elementwise_graph_is_one_kernel():
     xv = rng.standard_normal((4, 48)).astype(np.float32)
     _check_all(g, {"x": xv, "dy": rng.standard_normal((4, 48)).astype(np.float32)},
                rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("later", [False, True])
+def test_attention_backward_absorbs_the_cache_gradients(later):
+    """FlashAttentionGrad whose dK and dV each meet one more gradient in an Add (a model that
+    returns its key/value cache): one step, the kernel starts from those gradients. When one of
+    them is computed after the FlashAttentionGrad, the Adds stay kernels of their own."""
+    from opencann.ops.transformer.flash_attention import DOMAIN
+
+    g = Graph("attn_bwd", {"": 18, DOMAIN: 1})
+    shp = (2, 3, 12, 8)
+    q, k, v, dy, tk, tv = (g.add_input(n, TensorType(F32, shp)) for n in ("q", "k", "v", "dy",
+                                                                             "tk", "tv"))
+    y, lse = g.add_node("FlashAttention", [q, k, v], ["y", "lse"], {"causal": 1}, domain=DOMAIN)
+    dq, dk, dv = g.add_node("FlashAttentionGrad", [dy, q, k, v, y, lse], ["dq", "dk", "dv"],
+                            {"causal": 1}, domain=DOMAIN)
+    if later:  # tv computed after the gradient node: the group could not run where it is
+        (tv,) = g.add_node("Mul", [dq, tv], ["tv2"])
+    (gk,) = g.add_node("Add", [tk, dk], ["gk"])
+    (gv,) = g.add_node("Add", [dv, tv], ["gv"])
+    g.outputs = [dq, gk, gv]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    kinds = [gr.kind for gr in groups]
+    assert ("flash_attention_grad" in kinds) is not later
+    feeds = {n: rng.standard_normal(shp).astype(np.float32) for n in ("q", "k", "v", "dy", "tk", "tv")}
+    _check_all(g, feeds, rtol=1e-4, atol=1e-4)
+
+
+def test_layer_norm_backward_absorbs_the_skip_gradient():
+    """A residual block's backward: the gradient through the norm (LayerNormalizationGrad's dX)
+    meets the skip path's in an Add; the kernel adds it as it writes dX (one step)."""
+    from opencann.ops.registry import OPENCANN_DOMAIN
+
+    g = Graph("ln_bwd", {"": 18, OPENCANN_DOMAIN: 1})
+    x, dy, skip = (g.add_input(n, TensorType(F32, (4, 6, 32))) for n in ("x", "dy", "skip"))
+    w = g.add_input("w", TensorType(F32, (32,)))
+    b = _const(g, "b", rng.standard_normal(32))
+    _, mean, rstd = g.add_node("LayerNormalization", [x, w, b], ["y", "mean", "rstd"], {"axis": -1})
+    dx, dw, db = g.add_node("LayerNormalizationGrad", [dy, x, mean, rstd, w], ["dx", "dw", "db"],
+                            {"axis": -1}, domain=OPENCANN_DOMAIN)
+    (s,) = g.add_node("Add", [skip, dx], ["s"])
+    g.outputs = [s, dw, db]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    assert [gr.kind for gr in groups] == ["layer_norm_grad"]
+    feeds = {n: rng.standard_normal((4, 6, 32)).astype(np.float32) for n in ("x", "dy", "skip")}
+    feeds["w"] = rng.standard_normal(32).astype(np.float32)
+    _check_all(g, feeds, rtol=1e-4, atol=1e-4)

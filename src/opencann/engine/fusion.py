@@ -34,7 +34,9 @@ from .. import dtypes
 from ..ir import Graph, Node, TensorType, Value
 from ..ops.lowering import Lowered, const_of, is_f32, lower, rank
 from ..ops.math.lower_cpu import gemm_call, matmul_plan
-from ..ops.nn.lower_cpu import conv_call, conv_plan
+from ..ops.nn.lower_cpu import conv_call, conv_plan, layer_norm_grad_lowering
+from ..ops.registry import OPENCANN_DOMAIN
+from ..ops.transformer.lower_cpu import flash_attention_grad_lowering
 from .fused_elementwise import MAX_EXTRA, MAX_INPUTS, ElementwiseProgram, evaluate_numpy
 
 __all__ = ["EW_OPS", "FusionGroup", "elementwise_program", "find_groups"]
@@ -528,6 +530,59 @@ class _Fuser:
                                                        ins, "attention"), nxt.outputs[0],
                            (["scale"] if scale != 1.0 else []) + (["mask"] if mask is not None else []))
 
+    # --- attention backward ------------------------------------------------------------------
+    def flash_grad_group(self, n: Node) -> FusionGroup | None:
+        """FlashAttentionGrad whose dK and dV are each read only by an Add of another gradient of
+        their shape (a model that returns its key/value cache: the cache's gradients meet the
+        attention's): the kernel starts its dK and dV sums from those gradients, so the two Adds
+        are no kernels of their own and dK, dV stay in the layout the kernel writes. The step runs
+        where the FlashAttentionGrad is; the added gradients must be computed before it."""
+        if not self.fuse or len(n.outputs) < 3 or any(v is None for v in n.outputs[:3]):
+            return None
+        start, adds = self.index[id(n)], []
+        for o in n.outputs[1:3]:
+            got = self._added_gradient(o, start)
+            if got is None:
+                return None
+            adds.append(got)
+        low = flash_attention_grad_lowering(n, self.bound[id(n)][1], adds[0][1], adds[1][1])
+        if isinstance(low, str):
+            return None
+        return FusionGroup("flash_attention_grad", [n, *(a for a, _ in adds)], low, n.outputs[0],
+                           ["dk+add", "dv+add"], [a.outputs[0] for a, _ in adds], at_first=True)
+
+    def _added_gradient(self, g: Value, start: int) -> tuple[Node, Value] | None:
+        """(Add, its other input) when gradient `g` is read only by an Add of a float32 value of
+        its shape computed before node index `start` (where a group that absorbs the Add runs)."""
+        a = self.sole(g)
+        if a is None or a.op != "Add" or not is_elementwise(a):
+            return None
+        other = [v for v in a.inputs if v is not g]
+        if len(other) != 1 or const_of(other[0]) is not None or not is_f32(other[0]) or \
+                other[0].type.shape is None or \
+                not other[0].type.shape == g.type.shape == a.outputs[0].type.shape:
+            return None
+        p = other[0].producer
+        if p is not None and self.index.get(id(p), start) >= start:
+            return None
+        return a, other[0]
+
+    def layer_norm_grad_group(self, n: Node) -> FusionGroup | None:
+        """LayerNormalizationGrad whose dX is read only by an Add of another gradient of its
+        shape (a residual block's: the gradient through the norm meets the one along the skip
+        path): the kernel adds it as it writes dX, one pass over memory fewer. Runs where the
+        LayerNormalizationGrad is."""
+        if not self.fuse or len(n.outputs) != 3 or any(v is None for v in n.outputs):
+            return None
+        got = self._added_gradient(n.outputs[0], self.index[id(n)])
+        if got is None:
+            return None
+        low = layer_norm_grad_lowering(n, self.bound[id(n)][1], got[1])
+        if isinstance(low, str):
+            return None
+        return FusionGroup("layer_norm_grad", [n, got[0]], low, got[0].outputs[0], ["dx+add"],
+                           list(n.outputs[1:3]), at_first=True)
+
     # --- elementwise trees with several outputs -------------------------------------------
     TREE_WINDOW = 24  # nodes after the first that a tree looks at
 
@@ -696,9 +751,17 @@ def find_groups(graph: Graph, bound: dict, fuse: bool = True
     groups: list[FusionGroup] = []
     reasons: dict[int, str] = {}
     for n in graph.nodes:  # anchors first, so their epilogues are not taken by chains
-        if id(n) in f.taken or n.domain not in ("", "ai.onnx"):
+        if id(n) in f.taken:
             continue
-        if n.op == "MatMul" and fuse and (g := f.attention_group(n)) is not None:
+        if n.domain == OPENCANN_DOMAIN and n.op in ("FlashAttentionGrad",
+                                                    "LayerNormalizationGrad"):
+            g = (f.flash_grad_group(n) if n.op == "FlashAttentionGrad"
+                 else f.layer_norm_grad_group(n))
+            if g is None:
+                continue
+        elif n.domain not in ("", "ai.onnx"):
+            continue
+        elif n.op == "MatMul" and fuse and (g := f.attention_group(n)) is not None:
             pass
         elif n.op in ("MatMul", "Gemm"):
             g = f.gemm_group(n)

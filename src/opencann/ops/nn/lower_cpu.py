@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir import Node, TensorType
+from ...ir import Node, TensorType, Value
 from ..lowering import Checked, Lowered, const_of, f32_all, f32_ranked, is_f32, rank
 from ..registry import OPENCANN_DOMAIN, defkernel
 
@@ -240,6 +240,13 @@ def _layernorm_runtime(node: Node, attrs: dict, n, eps: float):
 
 @defkernel("cpu", "LayerNormalizationGrad", domain=OPENCANN_DOMAIN)
 def _lower_layernorm_grad(node: Node, attrs: dict):
+    return layer_norm_grad_lowering(node, attrs)
+
+
+def layer_norm_grad_lowering(node: Node, attrs: dict, add: Value | None = None):
+    """LayerNormalizationGrad on the cpu backend, or why it does not fit. With `add` (a value of
+    x's shape: the engine fuses the Add that sums dX with a gradient from another path) the
+    step's inputs end with it and its dX is the sum, made in the kernel's pass."""
     from .kernels import normalization as norm_k
 
     bad = _last_axis(node, attrs, 2)
@@ -253,7 +260,11 @@ def _lower_layernorm_grad(node: Node, attrs: dict):
         return "statistics or scale are not float32"
     has_w = len(node.inputs) > 4 and node.inputs[4] is not None
 
-    def fn(dy, x, mean, rstd, w=None):
-        return norm_k.layer_norm_backward(dy, x, mean, rstd, w if has_w else None)
+    if add is not None and not has_w:
+        return "an added gradient needs the scale input"
 
-    return Lowered(fn, ins, "layer_norm_grad", outputs=min(3, len(node.outputs)))
+    def fn(dy, x, mean, rstd, w=None, extra=None):
+        return norm_k.layer_norm_backward(dy, x, mean, rstd, w if has_w else None, add=extra)
+
+    return Lowered(fn, ins + ([add] if add is not None else []), "layer_norm_grad",
+                   outputs=min(3, len(node.outputs)))

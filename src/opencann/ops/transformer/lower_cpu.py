@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir import Node
+from ...ir import Node, Value
 from ..lowering import Lowered, f32_all
 from ..registry import defkernel
 from .flash_attention import DOMAIN
@@ -46,14 +46,25 @@ def _lower_flash_attention(node: Node, attrs: dict):
 
 @defkernel("cpu", "FlashAttentionGrad", domain=DOMAIN)
 def _lower_flash_attention_grad(node: Node, attrs: dict):
+    return flash_attention_grad_lowering(node, attrs)
+
+
+def flash_attention_grad_lowering(node: Node, attrs: dict, add_k: Value | None = None,
+                                  add_v: Value | None = None):
+    """FlashAttentionGrad on the cpu backend, or why it does not fit. With `add_k` and `add_v`
+    (values of K's shape, given together: the engine fuses the Adds that sum dK and dV with
+    gradients from other paths) the step's inputs end with them and its dK and dV are the sums,
+    made in the kernel's pass."""
     fits = _fits(node, attrs)
     if isinstance(fits, str):
         return fits
     causal, scale = fits
+    adds = [] if add_k is None else [add_k, add_v]
 
-    def fn(dy, q, k, v, y, lse):
+    def fn(dy, q, k, v, y, lse, dk_add=None, dv_add=None):
         from .kernels.attention import attention_backward
 
-        return attention_backward(q, k, v, y, dy, lse, causal=causal, scale=scale)
+        return attention_backward(q, k, v, y, dy, lse, causal=causal, scale=scale,
+                                  dk_add=dk_add, dv_add=dv_add)
 
-    return Lowered(fn, list(node.inputs[:6]), "flash_attention_grad", outputs=3)
+    return Lowered(fn, list(node.inputs[:6]) + adds, "flash_attention_grad", outputs=3)

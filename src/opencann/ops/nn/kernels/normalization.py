@@ -47,10 +47,12 @@ def layer_norm_kernel(x, w, b, out, R, N, eps, mean_out, rstd_out, HAS_W: tile.c
 
 @tile.kernel
 def layer_norm_bwd_kernel(dy, x, mean, rstd, w, dx, dwp, dbp, R, N, HAS_W: tile.constexpr,
-                          ROWS: tile.constexpr, BLOCK: tile.constexpr):
-    """The backward of ROWS rows of a layer norm from the forward's mean and 1/std: dx, and this
-    program's partial sums of the scale's and bias's gradients (row program_id(0) of dwp, dbp;
-    the launcher adds the programs' rows)."""
+                          ROWS: tile.constexpr, BLOCK: tile.constexpr, acc=None,
+                          HAS_ACC: tile.constexpr = False):
+    """The backward of ROWS rows of a layer norm from the forward's mean and 1/std: dx (plus
+    `acc`, x's shape, with HAS_ACC: a gradient from another path, such as a residual branch), and
+    this program's partial sums of the scale's and bias's gradients (row program_id(0) of dwp,
+    dbp; the launcher adds the programs' rows)."""
     pid = tile.program_id(0)
     rows = pid * ROWS + tile.arange(0, ROWS)
     cols = tile.arange(0, BLOCK)
@@ -66,7 +68,10 @@ def layer_norm_bwd_kernel(dy, x, mean, rstd, w, dx, dwp, dbp, R, N, HAS_W: tile.
         gw = g * tile.load(w + cols, mask=cols < N, other=0.0)[None, :]
     s1 = tile.sum(gw, axis=1) / N
     s2 = tile.sum(gw * xhat, axis=1) / N
-    tile.store(dx + offs, (gw - s1[:, None] - xhat * s2[:, None]) * rs[:, None], mask=m)
+    d = (gw - s1[:, None] - xhat * s2[:, None]) * rs[:, None]
+    if HAS_ACC:
+        d = d + tile.load(acc + offs, mask=m, other=0.0)
+    tile.store(dx + offs, d, mask=m)
     tile.store(dwp + pid * N + cols, tile.sum(g * xhat, axis=0), mask=cols < N)
     tile.store(dbp + pid * N + cols, tile.sum(g, axis=0), mask=cols < N)
 
@@ -165,11 +170,12 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5, backend="cpu", stats=False):
     return (out, mean, rstd) if stats else out
 
 
-def layer_norm_backward(dy, x, mean, rstd, weight=None, backend="cpu"):
+def layer_norm_backward(dy, x, mean, rstd, weight=None, backend="cpu", add=None):
     """(dx, dweight, dbias) of `layer_norm(x, weight, bias)` over the last axis, from the upstream
     gradient `dy` and the forward's `mean` and `rstd` (one per row, any shape holding x.size / n
     values). One pass over dy and x: each program writes its rows of dx and its partial column
-    sums for dweight and dbias, added here (rows up to MAX_BLOCK long)."""
+    sums for dweight and dbias, added here (rows up to MAX_BLOCK long). `add` (x's shape): a
+    gradient added to dx in the same pass."""
     x, w, _, n = _prep(x, weight, None)
     dy = np.ascontiguousarray(dy, np.float32)
     if dy.shape != x.shape or x.dtype != np.float32:
@@ -183,15 +189,23 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, backend="cpu"):
     if mean.size != r or rstd.size != r:
         raise ValueError(f"layer_norm_backward: {r} rows, but {mean.size} means and {rstd.size} "
                          f"inverse standard deviations")
+    if add is not None:
+        add = np.ascontiguousarray(add, np.float32)
+        if add.shape != x.shape:
+            raise ValueError(f"layer_norm_backward: add must be x's shape {x.shape}, got "
+                             f"{add.shape}")
     dx = np.empty_like(x)
     if r == 0 or n == 0:
+        if add is not None:
+            dx[...] = add
         return dx, np.zeros(n, np.float32), np.zeros(n, np.float32)
     rows, block = _tiles(n, r)
     progs = (r + rows - 1) // rows
     dwp = np.empty((progs, n), np.float32)
     dbp = np.empty((progs, n), np.float32)
     layer_norm_bwd_kernel.launch((progs,), dy, x, mean, rstd, w, dx, dwp, dbp, r, n,
-                                 HAS_W=w is not None, ROWS=rows, BLOCK=block, backend=backend)
+                                 HAS_W=w is not None, ROWS=rows, BLOCK=block, acc=add,
+                                 HAS_ACC=add is not None, backend=backend)
     return dx, dwp.sum(axis=0), dbp.sum(axis=0)
 
 

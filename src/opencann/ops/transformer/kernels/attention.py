@@ -124,21 +124,32 @@ def _recompute(qt, kt, vt, dot_, lse_r, di, rm, rn, Sq, Skv, scale, CAUSAL):
 
 @tile.kernel(do_not_specialize=("Sq", "Skv", "H", "sqb", "sqh", "sqs", "skb", "skh", "sks", "svb",
                                 "svh", "svs", "sob", "soh", "sos", "sgb", "sgh", "sgs", "sdb",
-                                "sdh", "sds"))
+                                "sdh", "sds", "sakb", "sakh", "saks", "savb", "savh", "savs"))
 def attention_bwd_kv_kernel(q, k, v, o, do, lse, dk, dv, Sq, Skv, H, scale,
                             sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos,
-                            sgb, sgh, sgs, sdb, sdh, sds,
-                            D: tile.constexpr, BM: tile.constexpr, BN: tile.constexpr,
-                            CAUSAL: tile.constexpr, G: tile.constexpr = 1):
+                            sgb, sgh, sgs, sdb, sdh, sds, dka=None, dva=None, sakb=0, sakh=0,
+                            saks=0, savb=0, savh=0, savs=0,
+                            D: tile.constexpr = 64, BM: tile.constexpr = 64,
+                            BN: tile.constexpr = 64, CAUSAL: tile.constexpr = False,
+                            G: tile.constexpr = 1, ACC: tile.constexpr = False):
     """dK and dV of BN keys for one query head (program (key block, batch * H + head)): the
     query blocks are swept, the probabilities recomputed from `lse`. dk and dv are per query
-    head ((B, H, Skv, D), strides sd*); grouped heads are summed afterwards."""
+    head ((B, H, Skv, D), strides sd*); grouped heads are summed afterwards. With ACC (G = 1),
+    dk and dv start from dka and dva (strides sak*, sav*) instead of zero: the gradients that
+    reach K and V by other paths (a returned key/value cache) are added in the same pass."""
     rn, bh, b, h, hk = _block_of_head(H, G, BN)
     pid_n = tile.program_id(0)
     rd = tile.arange(0, D)
     kt, vt = _key_rows(k, v, b, hk, rn, rd, Skv, (skb, skh, sks), (svb, svh, svs))
-    dk_acc = tile.zeros((BN, D), tile.float32)
-    dv_acc = tile.zeros((BN, D), tile.float32)
+    if ACC:
+        kmask = rn[:, None] < Skv
+        dk_acc = tile.load(dka + b * sakb + h * sakh + rn[:, None] * saks + rd[None, :],
+                           mask=kmask, other=0.0)
+        dv_acc = tile.load(dva + b * savb + h * savh + rn[:, None] * savs + rd[None, :],
+                           mask=kmask, other=0.0)
+    else:
+        dk_acc = tile.zeros((BN, D), tile.float32)
+        dv_acc = tile.zeros((BN, D), tile.float32)
     lo = 0
     if CAUSAL:  # queries before this key block's first key see none of it
         lo = pid_n * BN // BM * BM
@@ -277,9 +288,11 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
 
 
 def attention_backward(q, k, v, out, dout, lse, causal=False, scale=None, backend="cpu",
-                       blocks=None):
+                       blocks=None, dk_add=None, dv_add=None):
     """(dq, dk, dv) of `attention(q, k, v, causal, scale=scale)` given its output `out`, the
     gradient `dout` of the output and the rows' log-sum-exp `lse` (B, H, Sq) from the forward.
+    `dk_add`, `dv_add` (k's shape, given together): gradients of K and V from elsewhere, added
+    to dk and dv (in the kernel's pass when heads are not grouped).
 
     q, out, dout: (B, H, Sq, D); k, v: (B, Hk, Skv, D), Hk dividing H. Views whose last dim is
     contiguous are read where they lie; dq (and dk, dv without grouped heads) come back as (B, H,
@@ -297,6 +310,13 @@ def attention_backward(q, k, v, out, dout, lse, causal=False, scale=None, backen
     if lse.shape != (B, H, Sq):
         raise ValueError(f"attention_backward: lse must be {(B, H, Sq)}, got {lse.shape}")
     g = H // Hk
+    if (dk_add is None) != (dv_add is None):
+        raise ValueError("attention_backward: give dk_add and dv_add together")
+    if dk_add is not None:
+        dk_add, dv_add = (np.asarray(t, np.float32) for t in (dk_add, dv_add))
+        if dk_add.shape != k.shape or dv_add.shape != k.shape:
+            raise ValueError(f"attention_backward: dk_add and dv_add must be {k.shape}, got "
+                             f"{dk_add.shape} and {dv_add.shape}")
 
     def merged(s):  # (B, H, s, D) views of (B, s, H, D) buffers: the usual Transpose + Reshape
         return np.empty((B, s, H, D), np.float32).transpose(0, 2, 1, 3)  # after them are views
@@ -318,11 +338,22 @@ def attention_backward(q, k, v, out, dout, lse, causal=False, scale=None, backen
         strides = [x for _, st in views for x in st]
         meta = {"D": D, "BM": bm, "BN": bn, "CAUSAL": bool(causal), "G": g}
         (dkw, sd), (dvw, _), (dqw, sq) = _in_place(dkh), _in_place(dvh), _in_place(dq)
+        acc = ()
+        if dk_add is not None and g == 1:
+            (ka, sa), (va, sv) = _in_place(dk_add), _in_place(dv_add)
+            acc = (ka, va, *sa, *sv)
         attention_bwd_kv_kernel.launch((-(-Skv // bn), B * H), *ins, lse, dkw, dvw, Sq, Skv, H,
-                                       scale, *strides, *sd, backend=backend, **meta)
+                                       scale, *strides, *sd, *acc, backend=backend,
+                                       ACC=bool(acc), **meta)
         attention_bwd_q_kernel.launch((-(-Sq // bm), B * H), *ins, lse, dqw, Sq, Skv, H, scale,
                                       *strides, *sq, backend=backend, **meta)
     if g == 1:
+        if dk_add is not None and (dq.size == 0 or Skv == 0):
+            dkh += dk_add
+            dvh += dv_add
         return dq, dkh, dvh
-    return (dq, dkh.reshape(B, Hk, g, Skv, D).sum(axis=2),
-            dvh.reshape(B, Hk, g, Skv, D).sum(axis=2))
+    dk, dv = dkh.reshape(B, Hk, g, Skv, D).sum(axis=2), dvh.reshape(B, Hk, g, Skv, D).sum(axis=2)
+    if dk_add is not None:
+        dk += dk_add
+        dv += dv_add
+    return dq, dk, dv
