@@ -502,11 +502,17 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
         ap = t;
         ldr = K;
       }
+      /* A stored transposed: the first panel's pass brings the next block's 12 floats of each
+         of A's K rows (one or two lines each, lda floats apart) toward L1, where the copy above
+         will gather them; the hardware does not follow that stride from memory */
+      int pf_next = a_trans && i0 + 24 <= M;
       for (int j0 = 0; j0 < N; j0 += NR) {
         const float *bp = Bp + (size_t)j0 * K;
         float *c = C + (size_t)i0 * ldc + j0;
         int nr = OC_MIN(NR, N - j0);
-        oc_block_avx512(K, a_trans && mr == 12 ? t : NULL, ap, ldr, bp, c, ldc, mr, nr, bp, 0, ow);
+        int pf = pf_next && j0 == 0;
+        oc_block_avx512(K, a_trans && mr == 12 ? t : NULL, ap, ldr, bp, c, ldc, mr, nr,
+                        pf ? A + i0 + 12 : bp, pf ? (int)lda : 0, ow);
       }
     }
     return;
