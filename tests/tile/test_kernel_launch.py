@@ -32,3 +32,14 @@ def test_launch_keeps_one_prepared_launch_per_pattern():
     ref = np.empty(100, np.float32)
     _axpy[(2,)](x, y, ref, 100, 1.0, extra=e, HAS_EXTRA=True)
     np.testing.assert_array_equal(out, ref)
+
+
+def test_launch_on_the_interpreter_takes_new_keyword_arrays():
+    """A kept launch on the ref backend (the interpreter) reads each call's arrays, those given
+    by keyword too: the second call must not write into the first call's `out`."""
+    rng = np.random.default_rng(1)
+    x, y = (rng.standard_normal(100).astype(np.float32) for _ in range(2))
+    for e in (rng.standard_normal(100).astype(np.float32) for _ in range(2)):
+        out = np.full(100, np.nan, np.float32)
+        _axpy.launch((2,), x, y, out=out, n=100, a=1.0, extra=e, HAS_EXTRA=True, backend="ref")
+        np.testing.assert_allclose(out, x + y + e, rtol=1e-6, atol=1e-6)

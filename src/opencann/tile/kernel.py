@@ -425,19 +425,21 @@ class Prepared:
     __slots__ = ("args", "fn", "grid", "ptr_pos", "program", "_slow")
 
     def __init__(self, kernel, grid, args, meta, backend="cpu"):
-        runtime, _ = kernel.bind(args, meta)
+        runtime, fixed = kernel.bind(args, meta)
         be = backend if isinstance(backend, _backends.Backend) else _backends.get(backend)
         g = tuple(int(x) for x in grid)
         self.grid = g + (1,) * (3 - len(g))
         if "c-source" not in Kernel._features(be):
-            arr_pos = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
-            template = list(args)
+            # the arrays come in the order of the kernel's arguments, keyword ones included
+            names = [n for n, _ in runtime]
+            template = [v for _, v in runtime]
+            arr_pos = [i for i, a in enumerate(template) if isinstance(a, np.ndarray)]
 
             def slow(*arrays):
                 a = template.copy()
                 for i, x in zip(arr_pos, arrays):
                     a[i] = x
-                kernel.run(*a, grid=self.grid, backend=be, **meta)
+                kernel.run(grid=self.grid, backend=be, **dict(zip(names, a)), **fixed)
             self._slow, self.fn, self.args, self.ptr_pos, self.program = slow, None, [], [], None
             return
         self._slow = None
