@@ -124,6 +124,7 @@ def _grads_ref(q, k, v, dout, causal, scale):
     return out, (m + np.log(l))[..., 0], ds @ kk, dk, dv
 
 
+@pytest.mark.parametrize("one_pass", [False, True])
 @pytest.mark.parametrize("backend", ["ref", "cpu"])
 @pytest.mark.parametrize("B,H,Hk,Sq,Skv,D,causal", [
     (2, 3, 3, 70, 130, 32, False),   # edge blocks on both sides
@@ -131,9 +132,10 @@ def _grads_ref(q, k, v, dout, causal, scale):
     (1, 4, 2, 5, 7, 16, False),      # grouped-query attention
     (2, 4, 1, 33, 33, 16, True),     # multi-query, causal
 ])
-def test_attention_lse_and_backward(backend, B, H, Hk, Sq, Skv, D, causal):
+def test_attention_lse_and_backward(one_pass, backend, B, H, Hk, Sq, Skv, D, causal):
     """The forward's log-sum-exp and the flash-attention backward (dq, dk, dv recomputed from
-    it) against the full-matrix gradients."""
+    it; one kernel or two) against the full-matrix gradients; gradients from elsewhere added to
+    dk and dv in the same call."""
     rng = np.random.default_rng(5)
     q = rng.standard_normal((B, H, Sq, D)).astype(np.float32)
     k, v = (rng.standard_normal((B, Hk, Skv, D)).astype(np.float32) for _ in range(2))
@@ -142,9 +144,15 @@ def test_attention_lse_and_backward(backend, B, H, Hk, Sq, Skv, D, causal):
     lse = np.empty((B, H, Sq), np.float32)
     out = attention(q, k, v, causal=causal, scale=0.3, lse=lse, backend=backend)
     got = (out, lse) + attention_backward(q, k, v, out, dout, lse, causal=causal, scale=0.3,
-                                          backend=backend)
+                                          backend=backend, one_pass=one_pass)
     for name, g, w in zip(("out", "lse", "dq", "dk", "dv"), got, want):
         assert g.shape == w.shape, name
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * np.abs(w).max(), err_msg=name)
+    ka, va = (rng.standard_normal(k.shape).astype(np.float32) for _ in range(2))
+    got = attention_backward(q, k, v, out, dout, lse, causal=causal, scale=0.3, backend=backend,
+                             one_pass=one_pass, dk_add=ka, dv_add=va.transpose(0, 2, 1, 3).copy()
+                             .transpose(0, 2, 1, 3))
+    for name, g, w in zip(("dk", "dv"), got[1:], (want[3] + ka, want[4] + va)):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * np.abs(w).max(), err_msg=name)
 
 
