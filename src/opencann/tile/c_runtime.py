@@ -330,10 +330,20 @@ static void oc_micro_avx512(int K, const float *a, int lda, const float *b, floa
   }
 }
 
-/* C[12][nr] += the 12 x 32 accumulators c0 (columns 0-15) and c1 (16-31) */
+/* C[12][nr] += the 12 x 32 accumulators c0 (columns 0-15) and c1 (16-31); with `ow`, C = them
+   (plus `row`, nr floats added to every row, when given) */
 __attribute__((target("avx512f")))
-static inline void oc_add12x32(const __m512 *c0, const __m512 *c1, float *C, int ldc, int nr, int ow) {
-  if (nr == 32 && ow) {
+static inline void oc_add12x32(const __m512 *c0, const __m512 *c1, float *C, int ldc, int nr, int ow,
+                               const float *row) {
+  if (nr == 32 && ow && row) {
+    const __m512 r0 = _mm512_loadu_ps(row), r1 = _mm512_loadu_ps(row + 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < 12; r++) {
+      float *cr = C + (size_t)r * ldc;
+      _mm512_storeu_ps(cr, _mm512_add_ps(c0[r], r0));
+      _mm512_storeu_ps(cr + 16, _mm512_add_ps(c1[r], r1));
+    }
+  } else if (nr == 32 && ow) {
 #pragma GCC unroll 12
     for (int r = 0; r < 12; r++) {
       float *cr = C + (size_t)r * ldc;
@@ -351,6 +361,9 @@ static inline void oc_add12x32(const __m512 *c0, const __m512 *c1, float *C, int
     float t[12 * 32];
 #pragma GCC unroll 12
     for (int r = 0; r < 12; r++) { _mm512_storeu_ps(t + 32 * r, c0[r]); _mm512_storeu_ps(t + 32 * r + 16, c1[r]); }
+    if (ow && row)
+      for (int r = 0; r < 12; r++)
+        for (int j = 0; j < nr; j++) t[32 * r + j] += row[j];
     oc_micro_add(t, 32, C, ldc, 12, nr, ow);
   }
 }
@@ -361,7 +374,7 @@ static inline void oc_add12x32(const __m512 *c0, const __m512 *c1, float *C, int
    they fit addressing modes instead of spilling. */
 __attribute__((target("avx512f")))
 static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, float *C, int ldc, int nr,
-                               const float *pf, int pfs, int ow) {
+                               const float *pf, int pfs, int ow, const float *row) {
   /* four base pointers, three rows apart, and the row stride as an index: every broadcast is one
      (base + index * scale) address and nothing spills */
   const float *p0 = a, *p1 = a + (size_t)3 * lda, *p2 = a + (size_t)6 * lda, *p3 = a + (size_t)9 * lda;
@@ -390,14 +403,14 @@ static void oc_micro_avx512_12(int K, const float *a, int lda, const float *b, f
   if (k < K) OC_STEP(0)
 #undef OC_STEP
 #undef OC_ROW
-  oc_add12x32(c0, c1, C, ldc, nr, ow);
+  oc_add12x32(c0, c1, C, ldc, nr, ow, row);
 }
 
 /* the 12x32 kernel for A stored transposed (K x M, row stride lda): the 12 rows of a block are
    12 adjacent floats of each A row (a training graph's X^T @ dY) */
 __attribute__((target("avx512f")))
 static void oc_micro_avx512_12t(int K, const float *a, int lda, const float *b, float *C, int ldc, int nr,
-                                const float *pf, int pfs, int ow) {
+                                const float *pf, int pfs, int ow, const float *row) {
   __m512 c0[12], c1[12];
 #pragma GCC unroll 12
   for (int r = 0; r < 12; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = c0[r]; }
@@ -416,7 +429,7 @@ static void oc_micro_avx512_12t(int K, const float *a, int lda, const float *b, 
   }
   if (k < K) OC_STEP(0)
 #undef OC_STEP
-  oc_add12x32(c0, c1, C, ldc, nr, ow);
+  oc_add12x32(c0, c1, C, ldc, nr, ow, row);
 }
 #endif
 
@@ -426,12 +439,16 @@ static void oc_micro_avx512_12t(int K, const float *a, int lda, const float *b, 
    6-row calls */
 static inline void oc_block_avx512(int K, const float *p12, const float *ap, int64_t ldr,
                                    const float *bp, float *c, int64_t ldc, int mr, int nr,
-                                   const float *pf, int pfs, int ow) {
+                                   const float *pf, int pfs, int ow, const float *row) {
   if (p12) {
-    oc_micro_avx512_12t(K, p12, 12, bp, c, (int)ldc, nr, pf, pfs, ow);
+    oc_micro_avx512_12t(K, p12, 12, bp, c, (int)ldc, nr, pf, pfs, ow, row);
   } else if (mr == 12) {
-    oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, pf, pfs, ow);
+    oc_micro_avx512_12(K, ap, (int)ldr, bp, c, (int)ldc, nr, pf, pfs, ow, row);
   } else {
+    if (ow && row) {  /* the 6-row kernels: the rows set to `row` first, the products added */
+      for (int r = 0; r < mr; r++) memcpy(c + (size_t)r * ldc, row, sizeof(float) * (size_t)nr);
+      ow = 0;
+    }
     oc_micro_avx512(K, ap, (int)ldr, bp, c, (int)ldc, OC_MIN(mr, 6), nr, ow);
     if (mr > 6) oc_micro_avx512(K, ap + (size_t)6 * ldr, (int)ldr, bp, c + (size_t)6 * ldc, (int)ldc, mr - 6, nr, ow);
   }
@@ -455,15 +472,21 @@ static void oc_micro_generic(int K, const float *a, int lda, const float *b, flo
    stride ldb; or N x K when b_trans). With `ow` (overwrite) C is unset and the block of C is
    Mt x Nt: C = A @ B on its first M rows and N columns, zeros on the rest; the products go
    straight to C, which is never read (a GEMM accumulating in its output writes each line of
-   it as the first K slab finishes instead of in one burst at the end). */
+   it as the first K slab finishes instead of in one burst at the end). With `ow` and `row`
+   (Nt floats), the block starts from `row` in every row instead of zeros (a GEMM's bias): each
+   block of rows is set to it just before its products are added, while its lines are in L1,
+   instead of a pass over the whole block after the product. */
 static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int a_trans,
                           const float *B, int64_t ldb, int b_trans, float *C, int64_t ldc,
-                          float *pack, int ow, int Mt, int Nt) {
+                          float *pack, int ow, int Mt, int Nt, const float *row) {
+  if (!ow) row = NULL;
   if (ow) {  /* what the product leaves unset: rows past M, columns past N, everything when K = 0 */
     int m0 = (M > 0 && N > 0 && K > 0) ? OC_MAX(M, 0) : 0, n0 = m0 ? OC_MAX(N, 0) : 0;
     for (int r = 0; r < Mt; r++) {
       int j0 = r < m0 ? n0 : 0;
-      if (j0 < Nt) memset(C + (size_t)r * ldc + j0, 0, sizeof(float) * (size_t)(Nt - j0));
+      if (j0 >= Nt) continue;
+      if (row) memcpy(C + (size_t)r * ldc + j0, row + j0, sizeof(float) * (size_t)(Nt - j0));
+      else memset(C + (size_t)r * ldc + j0, 0, sizeof(float) * (size_t)(Nt - j0));
     }
   }
   if (M <= 0 || N <= 0 || K <= 0) return;
@@ -512,7 +535,7 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
         int nr = OC_MIN(NR, N - j0);
         int pf = pf_next && j0 == 0;
         oc_block_avx512(K, a_trans && mr == 12 ? t : NULL, ap, ldr, bp, c, ldc, mr, nr,
-                        pf ? A + i0 + 12 : bp, pf ? (int)lda : 0, ow);
+                        pf ? A + i0 + 12 : bp, pf ? (int)lda : 0, ow, row ? row + j0 : NULL);
       }
     }
     return;
@@ -541,6 +564,10 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
      stored as panels, the panel's next K slab, which the next dot call reads (weights stream
      from memory). Each block takes its share (pfs floats per k), so the loads overlap the
      blocks that find this panel in L1 already. A prefetch never faults. */
+  if (row) {  /* the rows set to `row` first, the products added */
+    for (int r = 0; r < M; r++) memcpy(C + (size_t)r * ldc, row, sizeof(float) * (size_t)N);
+    ow = 0;
+  }
   const size_t pf0 = (size_t)NR * K;
   const int pfs = OC_MAX(1, NR / OC_MAX(1, M / 12));
   for (int j0 = 0; j0 < N; j0 += NR) {
@@ -553,7 +580,7 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
       if (lvl == 2) {
         const float *pf = bp + pf0 + (size_t)(i0 / 12) * pfs * K;
         oc_block_avx512(K, i0 < full ? Ap + (size_t)i0 * K : NULL, ap, ldr, bp, c, ldc, mr, nr, pf,
-                        pfs, ow);
+                        pfs, ow, NULL);
         continue;
       }
       if (lvl == 1) { oc_micro_avx2(K, ap, (int)ldr, bp, c, (int)ldc, mr, nr, ow); continue; }

@@ -153,6 +153,7 @@ class _Gen:
         self.force_buf: set = set()
         self.direct: dict = {}  # load id -> its dim that may be cut short (find_direct_dot_operands)
         self.first_flag: dict = {}  # dot id -> C flag: 1 while its accumulator is still unset
+        self.first_row: dict = {}  # dot id -> C buffer of the row its unset accumulator starts from
         self.buf_ld: dict = {}  # buffer name -> its row stride, when not the tile's width
         self.hoisted: set = set()  # scalars emitted ahead of their place (before a loop)
         self.skip_copy: dict = {}  # store id -> accumulator that may already be the output
@@ -921,19 +922,34 @@ class _Gen:
         ldb, n = (K if b_trans else N), N
         if bsrc.id in self.direct:
             bb, ldb, n = f"pa{bsrc.id}", f"lda{bsrc.id}", f"dn{bsrc.id}"
+        row = self.first_row.get(v.id, "NULL") if ow not in ("0", "1") else "NULL"
         self.line(f"oc_dot_f32_ld({m}, {n}, {K}, {ab}, {lda}, {int(a_trans)}, {bb}, {ldb}, "
-                  f"{int(b_trans)}, {name}, {self.buf_ld.get(name, N)}, {pack}, {ow}, {M}, {N});")
+                  f"{int(b_trans)}, {name}, {self.buf_ld.get(name, N)}, {pack}, {ow}, {M}, {N}, "
+                  f"{row});")
         if ow not in ("0", "1"):
             self.line(f"{ow} = 0;")
 
     def zero_carried_dot(self, f: Value, p: Value, init: Value, y: Value) -> bool:
-        """Whether loop-carried tile `p` starts as zeros and each iteration is `p = dot(a, b, p)`
-        with p read by nothing else: the first product can then overwrite the accumulator
-        instead of it being zeroed first (`oc_dot_f32_ld`'s `ow`)."""
+        """Whether loop-carried tile `p` starts as zeros (or as one row broadcast down its rows,
+        see `row_init`) and each iteration is `p = dot(a, b, p)` with p read by nothing else:
+        the first product can then overwrite the accumulator instead of it being set first
+        (`oc_dot_f32_ld`'s `ow`, with its `row`)."""
         us = self.users[p.id]
-        return (init.op == "full" and float(init.arg) == 0.0 and y.op == "dot"
+        return ((init.op == "full" and float(init.arg) == 0.0 or self.row_init(init) is not None)
+                and y.op == "dot"
                 and len(y.srcs) > 2 and y.srcs[2] is p and len(us) == 1 and us[0][0] is y
                 and self.block_of.get(y.id) is f.arg and self.kind.get(y.id) == "buf")
+
+    @staticmethod
+    def row_init(init: Value) -> Value | None:
+        """The (1, N) float32 row a 2-d accumulator's start broadcasts down its rows (a GEMM's
+        bias), or None."""
+        if init.op != "broadcast" or len(init.shape) != 2 or init.dtype is not _dt.float32:
+            return None
+        r = init.srcs[0]
+        if r.dtype is not _dt.float32 or tuple(r.shape) != (1, init.shape[1]):
+            return None
+        return r
 
     @staticmethod
     def root_param(p: Value) -> Value:
@@ -1053,9 +1069,12 @@ class _Gen:
                 flag = f"oc_unset{f.id}_{k}"
                 self.line(f"int {flag} = 1;")
                 self.first_flag[y.id] = flag
+                row = self.row_init(init)
+                if row is not None:
+                    row = self.first_row[y.id] = self.as_buffer(row)
                 if into is not None:
                     self.accumulate_in_output(f, nm, p.shape, results[k], *into)
-                unset.append((flag, nm, p.shape))
+                unset.append((flag, nm, p.shape, row))
             elif self.single_use_here(init, f) and init.op not in ("param",):
                 nm = self.name[init.id]
             else:
@@ -1094,10 +1113,11 @@ class _Gen:
             self.line(s_)
         self.ind -= 1
         self.line("}")
-        for flag, nm, shape in unset:  # the loop ran no iteration: the zeros it started from
+        for flag, nm, shape, row in unset:  # the loop ran no iteration: what it started from
             ld = self.buf_ld.get(nm, shape[1])
-            self.line(f"if ({flag}) for (int64_t r = 0; r < {shape[0]}; r++) "
-                      f"memset({nm} + r * {ld}, 0, sizeof(float) * {shape[1]});")
+            fill = (f"memcpy({nm} + r * {ld}, {row}, sizeof(float) * {shape[1]})" if row else
+                    f"memset({nm} + r * {ld}, 0, sizeof(float) * {shape[1]})")
+            self.line(f"if ({flag}) for (int64_t r = 0; r < {shape[0]}; r++) {fill};")
 
     def as_buffer_tmp(self, v: Value) -> str:
         name = self.alloc(CT[v.dtype], math.prod(v.shape), self.tmp())

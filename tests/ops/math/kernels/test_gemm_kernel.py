@@ -89,7 +89,9 @@ def test_every_micro_kernel_isa(isa):
             "for m, n, k in [(301, 257, 130), (5, 3, 7), (13, 40, 33)]:\n"
             "    a = rng.standard_normal((m, k)).astype(np.float32)\n"
             "    b = rng.standard_normal((k, n)).astype(np.float32)\n"
-            "    np.testing.assert_allclose(gemm(a, b), a @ b, rtol=1e-4, atol=2e-4)\n")
+            "    c = rng.standard_normal(n).astype(np.float32)\n"
+            "    np.testing.assert_allclose(gemm(a, b), a @ b, rtol=1e-4, atol=2e-4)\n"
+            "    np.testing.assert_allclose(gemm(a, b, c), a @ b + c, rtol=1e-4, atol=2e-4)\n")
     src = str(Path(__file__).resolve().parents[4] / "src")
     env = dict(os.environ, OPENCANN_CPU_ISA=isa,
                PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -305,3 +307,31 @@ def test_repeated_calls_take_the_remembered_launch():
         np.testing.assert_allclose(batched_gemm(a, bt.T, residual=small), a @ bt.T + small,
                                    rtol=1e-4, atol=1e-4)
     assert len(g._LAUNCHES) == n
+
+
+@pytest.mark.parametrize("ta", [False, True])
+def test_bias_starts_the_sums(ta):
+    """A column bias is where the sums start: the first K slab writes product + bias as it
+    stores each 12-row block (no pass over the block after), later slabs add to it, and K = 0
+    gives the bias alone. Tails of rows (the 6-row kernels) and columns, several panels, several
+    K slabs, blocks wholly inside C and cut short."""
+    from opencann.ops.math.kernels.gemm import gemm_kernel, gemm_launch
+
+    d = np.empty(1, np.float32)
+    _, args, meta = gemm_launch(d, d, d, d, None, 301, 200, 64, has_bias=1)
+    src = gemm_kernel.c_source(*args, **meta)
+    import re
+
+    dots = re.findall(r"oc_dot_f32_ld\((.*)\);", src)
+    rows = [d.split(", ")[-1] for d in dots]  # the dot's last argument: the row sums start from
+    assert rows and all(re.fullmatch(r"[A-Za-z_]\w*", r) and r != "NULL" for r in rows), rows
+    rng = np.random.default_rng(12)
+    for m, n, k, blocks in [(301, 200, 300, None), (150, 97, 1030, None), (50, 45, 70, (24, 32, 16)),
+                            (7, 70, 5, None), (30, 40, 0, (24, 32, 16))]:
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        c = rng.standard_normal(n).astype(np.float32)
+        got = batched_gemm(a.T.copy() if ta else a, b, c, trans_a=ta, blocks=blocks)
+        np.testing.assert_allclose(got, a @ b + c, rtol=1e-4, atol=2e-3)
+        got = batched_gemm(a.T.copy() if ta else a, b, c, "relu", trans_a=ta, blocks=blocks)
+        np.testing.assert_allclose(got, np.maximum(a @ b + c, 0), rtol=1e-4, atol=2e-3)

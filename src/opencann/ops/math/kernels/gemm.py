@@ -124,7 +124,10 @@ def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, 
     rm = pid_m * BM + tile.arange(0, BM)
     rn = pid_n * BN + tile.arange(0, BN)
     rk = tile.arange(0, BK)
-    acc = tile.zeros((BM, BN), tile.float32)
+    if HAS_BIAS == 1:  # the sums start at the bias: the first product is written with it added
+        acc = tile.broadcast_to(tile.load(bias + rn, mask=rn < N, other=0.0)[None, :], (BM, BN))
+    else:
+        acc = tile.zeros((BM, BN), tile.float32)
     for k0 in range(0, K, BK):
         ka = k0 + rk
         if TRANS_A:  # a stored (K, M): load the block as stored (rows contiguous), then transpose
@@ -143,7 +146,7 @@ def gemm_kernel(a, b, c, bias, res, M, N, K, sam, sak, sbk, sbn, scm, scn, srm, 
             b_t = tile.load(b + z * batch_b + ka[:, None] * sbk + rn[None, :] * sbn,
                             mask=(ka[:, None] < K) & (rn[None, :] < N), other=0.0)
         acc = tile.dot(a_t, b_t, acc)
-    acc = bias_act(acc, bias, rm, rn, M, N, HAS_BIAS, ACT)
+    acc = bias_act(acc, bias, rm, rn, M, N, 0 if HAS_BIAS == 1 else HAS_BIAS, ACT)
     mask = (rm[:, None] < M) & (rn[None, :] < N)
     if HAS_RES:
         acc = acc + tile.load(res + z * batch_r + rm[:, None] * srm + rn[None, :] * srn, mask=mask,
