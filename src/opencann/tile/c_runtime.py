@@ -564,7 +564,7 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
      stored as panels, the panel's next K slab, which the next dot call reads (weights stream
      from memory). Each block takes its share (pfs floats per k), so the loads overlap the
      blocks that find this panel in L1 already. A prefetch never faults. */
-  if (row) {  /* the rows set to `row` first, the products added */
+  if (row && lvl != 2) {  /* no AVX-512 kernels: the rows set to `row` first, the products added */
     for (int r = 0; r < M; r++) memcpy(C + (size_t)r * ldc, row, sizeof(float) * (size_t)N);
     ow = 0;
   }
@@ -580,7 +580,7 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
       if (lvl == 2) {
         const float *pf = bp + pf0 + (size_t)(i0 / 12) * pfs * K;
         oc_block_avx512(K, i0 < full ? Ap + (size_t)i0 * K : NULL, ap, ldr, bp, c, ldc, mr, nr, pf,
-                        pfs, ow, NULL);
+                        pfs, ow, ow && row ? row + j0 : NULL);
         continue;
       }
       if (lvl == 1) { oc_micro_avx2(K, ap, (int)ldr, bp, c, (int)ldc, mr, nr, ow); continue; }
