@@ -616,3 +616,31 @@ def test_layer_norm_backward_absorbs_the_skip_gradient():
     feeds = {n: rng.standard_normal((4, 6, 32)).astype(np.float32) for n in ("x", "dy", "skip")}
     feeds["w"] = rng.standard_normal(32).astype(np.float32)
     _check_all(g, feeds, rtol=1e-4, atol=1e-4)
+
+
+def test_attention_backward_writes_the_concat_of_its_gradients():
+    """A fused QKV projection's backward: dQ, dK, dV go through Transpose and Reshape (views) to
+    one Concat; the kernel writes them side by side in the Concat's order (here dq, dv, dk), so
+    the Concat's result is the kernel's buffer, and every value is the unfused graph's."""
+    from opencann.ops.transformer.flash_attention import DOMAIN
+
+    g = Graph("attn_bwd_cat", {"": 18, DOMAIN: 1})
+    B, H, S, D = 2, 3, 12, 8
+    q, k, v, dy = (g.add_input(n, TensorType(F32, (B, H, S, D))) for n in ("q", "k", "v", "dy"))
+    y, lse = g.add_node("FlashAttention", [q, k, v], ["y", "lse"], {"causal": 1}, domain=DOMAIN)
+    grads = g.add_node("FlashAttentionGrad", [dy, q, k, v, y, lse], ["dq", "dk", "dv"],
+                       {"causal": 1}, domain=DOMAIN)
+    shape = g.add_constant("bsd", np.array([B, S, H * D], np.int64))
+    merged = []
+    for x in grads:
+        (t,) = g.add_node("Transpose", [x], [x.name + "_t"], {"perm": [0, 2, 1, 3]})
+        (r,) = g.add_node("Reshape", [t, shape], [x.name + "_r"])
+        merged.append(r)
+    (cat,) = g.add_node("Concat", [merged[0], merged[2], merged[1]], ["cat"], {"axis": -1})
+    g.outputs = [cat]
+    _typed(g)
+    groups, _ = find_groups(g, bind_ops(g, g.name))
+    assert [gr.parts for gr in groups if gr.kind == "flash_attention_grad"] == [["side by side"]]
+    feeds = {n: rng.standard_normal((B, H, S, D)).astype(np.float32) for n in ("q", "k", "v", "dy")}
+    ex = _check_all(g, feeds, rtol=1e-4, atol=1e-4)
+    assert not ex.run(feeds)["cat"].flags.owndata  # the kernel's buffer, not a copy

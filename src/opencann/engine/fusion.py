@@ -532,24 +532,59 @@ class _Fuser:
 
     # --- attention backward ------------------------------------------------------------------
     def flash_grad_group(self, n: Node) -> FusionGroup | None:
-        """FlashAttentionGrad whose dK and dV are each read only by an Add of another gradient of
-        their shape (a model that returns its key/value cache: the cache's gradients meet the
+        """FlashAttentionGrad (1) whose dK and dV are each read only by an Add of another gradient
+        of their shape (a model that returns its key/value cache: the cache's gradients meet the
         attention's): the kernel starts its dK and dV sums from those gradients, so the two Adds
-        are no kernels of their own and dK, dV stay in the layout the kernel writes. The step runs
-        where the FlashAttentionGrad is; the added gradients must be computed before it."""
+        are no kernels of their own and dK, dV stay in the layout the kernel writes; and/or (2)
+        whose three gradients reach one Concat only through views (Slice, Transpose, Reshape: a
+        fused QKV projection's backward): the kernel writes them side by side in the Concat's
+        order and the Concat copies nothing. The step runs where the FlashAttentionGrad is; the
+        added gradients must be computed before it."""
         if not self.fuse or len(n.outputs) < 3 or any(v is None for v in n.outputs[:3]):
             return None
-        start, adds = self.index[id(n)], []
-        for o in n.outputs[1:3]:
-            got = self._added_gradient(o, start)
-            if got is None:
-                return None
-            adds.append(got)
-        low = flash_attention_grad_lowering(n, self.bound[id(n)][1], adds[0][1], adds[1][1])
+        start = self.index[id(n)]
+        adds = [self._added_gradient(o, start) for o in n.outputs[1:3]]
+        if None in adds:
+            adds = []
+        finals = [n.outputs[0]] + ([a.outputs[0] for a, _ in adds] or list(n.outputs[1:3]))
+        packed = self._concat_places(finals)
+        if not adds and packed is None:
+            return None
+        low = flash_attention_grad_lowering(n, self.bound[id(n)][1],
+                                            *([other for _, other in adds] or [None, None]),
+                                            packed=packed)
         if isinstance(low, str):
             return None
+        parts = (["dk+add", "dv+add"] if adds else []) + (["side by side"] if packed else [])
         return FusionGroup("flash_attention_grad", [n, *(a for a, _ in adds)], low, n.outputs[0],
-                           ["dk+add", "dv+add"], [a.outputs[0] for a, _ in adds], at_first=True)
+                           parts, finals[1:], at_first=True)
+
+    VIEW_OPS = ("Slice", "Transpose", "Reshape", "Identity")
+
+    def _concat_places(self, vals: list[Value]) -> tuple | None:
+        """The places in one Concat along the last axis of 3 inputs that `vals` reach, each only
+        through single-reader view ops whose values are no graph outputs; else None."""
+        concat, places = None, []
+        for v in vals:
+            cur = v
+            while True:
+                c = self.sole(cur)
+                if c is None:
+                    return None
+                if c.op == "Concat":
+                    break
+                if c.op not in self.VIEW_OPS or id(c.outputs[0]) in self.outputs:
+                    return None
+                cur = c.outputs[0]
+            if concat not in (None, c) or len(c.inputs) != 3:
+                return None
+            concat = c
+            places.append(next(i for i, x in enumerate(c.inputs) if x is cur))
+        r = rank(concat.outputs[0])
+        if r is None or int(self.bound[id(concat)][1].get("axis", 0)) % r != r - 1 or \
+                sorted(places) != [0, 1, 2]:
+            return None
+        return tuple(places)
 
     def _added_gradient(self, g: Value, start: int) -> tuple[Node, Value] | None:
         """(Add, its other input) when gradient `g` is read only by an Add of a float32 value of

@@ -50,11 +50,12 @@ def _lower_flash_attention_grad(node: Node, attrs: dict):
 
 
 def flash_attention_grad_lowering(node: Node, attrs: dict, add_k: Value | None = None,
-                                  add_v: Value | None = None):
+                                  add_v: Value | None = None, packed: tuple | None = None):
     """FlashAttentionGrad on the cpu backend, or why it does not fit. With `add_k` and `add_v`
     (values of K's shape, given together: the engine fuses the Adds that sum dK and dV with
     gradients from other paths) the step's inputs end with them and its dK and dV are the sums,
-    made in the kernel's pass."""
+    made in the kernel's pass. `packed`: the places of dQ, dK, dV in the Concat of their merged
+    heads that follows (see `attention_backward`)."""
     fits = _fits(node, attrs)
     if isinstance(fits, str):
         return fits
@@ -65,6 +66,6 @@ def flash_attention_grad_lowering(node: Node, attrs: dict, add_k: Value | None =
         from .kernels.attention import attention_backward
 
         return attention_backward(q, k, v, y, dy, lse, causal=causal, scale=scale,
-                                  dk_add=dk_add, dv_add=dv_add)
+                                  dk_add=dk_add, dv_add=dv_add, packed=packed)
 
     return Lowered(fn, list(node.inputs[:6]) + adds, "flash_attention_grad", outputs=3)

@@ -26,3 +26,22 @@ def test_concat_reads_views():
     base = np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8)
     xs = [base[:, :, :4], base.transpose(0, 2, 1)[:, :3, :].transpose(0, 2, 1)]
     np.testing.assert_array_equal(concat(xs, 2), np.concatenate(xs, 2))
+
+
+def test_outputs_written_side_by_side_concatenate_without_a_copy():
+    """Views that fill a `side_by_side` buffer in order concatenate to the buffer itself; the
+    same views out of order, a part of the buffer, or any other arrays are copied."""
+    from opencann.ops.tensor.kernels.copy import concat, joined, side_by_side
+
+    buf = side_by_side((2, 5, 3, 4))
+    buf[...] = np.arange(buf.size, dtype=np.float32).reshape(buf.shape)
+    parts = [buf[:, :, i] for i in range(3)]  # (2, 5, 4) each, strided
+    got = concat(parts, -1)
+    assert np.shares_memory(got, buf) and got.shape == (2, 5, 12)
+    np.testing.assert_array_equal(got, np.concatenate(parts, -1))
+    swapped = concat([parts[1], parts[0], parts[2]], -1)
+    assert not np.shares_memory(swapped, buf)
+    np.testing.assert_array_equal(swapped, np.concatenate([parts[1], parts[0], parts[2]], -1))
+    assert joined(parts[:2], 2) is None  # two thirds of the buffer
+    plain = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    assert joined([plain[:, :, :2], plain[:, :, 2:]], 2) is None  # not made side by side

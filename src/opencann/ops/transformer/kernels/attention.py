@@ -341,14 +341,17 @@ def attention(q, k, v, causal=False, kv_lens=None, key_padding_mask=None, scale=
 
 
 def attention_backward(q, k, v, out, dout, lse, causal=False, scale=None, backend="cpu",
-                       blocks=None, dk_add=None, dv_add=None, one_pass=None):
+                       blocks=None, dk_add=None, dv_add=None, one_pass=None, packed=None):
     """(dq, dk, dv) of `attention(q, k, v, causal, scale=scale)` given its output `out`, the
     gradient `dout` of the output and the rows' log-sum-exp `lse` (B, H, Sq) from the forward.
     `dk_add`, `dv_add` (k's shape, given together): gradients of K and V from elsewhere, added
     to dk and dv (in the kernel's pass when heads are not grouped). `one_pass`: one kernel per
     query head for all three gradients (`attention_bwd_kernel`), else a kernel for dK, dV and one
     for dQ, each with a program per block; by default one pass when there are at least twice as
-    many query heads (B x H) as cores.
+    many query heads (B x H) as cores. `packed`: the places (a permutation of 0, 1, 2) of dq, dk
+    and dv side by side in one (B, S, 3, H, D) buffer (`copy.side_by_side`), for a Concat of
+    their merged heads in that order that follows (a fused QKV projection's backward): the
+    Concat is then the buffer itself. Without grouped heads and with Sq = Skv only.
 
     q, out, dout: (B, H, Sq, D); k, v: (B, Hk, Skv, D), Hk dividing H. Views whose last dim is
     contiguous are read where they lie; dq (and dk, dv without grouped heads) come back as (B, H,
@@ -377,9 +380,15 @@ def attention_backward(q, k, v, out, dout, lse, causal=False, scale=None, backen
     def merged(s):  # (B, H, s, D) views of (B, s, H, D) buffers: the usual Transpose + Reshape
         return np.empty((B, s, H, D), np.float32).transpose(0, 2, 1, 3)  # after them are views
 
-    dq = merged(Sq)
-    dkh = merged(Skv) if g == 1 else np.empty((B, H, Skv, D), np.float32)  # per query head;
-    dvh = merged(Skv) if g == 1 else np.empty((B, H, Skv, D), np.float32)  # groups summed below
+    if packed is not None and g == 1 and Sq == Skv:
+        from ...tensor.kernels.copy import side_by_side
+
+        buf = side_by_side((B, Sq, 3, H, D))
+        dq, dkh, dvh = (buf[:, :, i].transpose(0, 2, 1, 3) for i in packed)
+    else:
+        dq = merged(Sq)
+        dkh = merged(Skv) if g == 1 else np.empty((B, H, Skv, D), np.float32)  # per query head;
+        dvh = merged(Skv) if g == 1 else np.empty((B, H, Skv, D), np.float32)  # groups summed below
     if dq.size == 0 or Skv == 0:
         dq[...] = 0
         dkh[...] = 0
