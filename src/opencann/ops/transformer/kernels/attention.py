@@ -123,6 +123,34 @@ def _recompute(qt, kt, vt, dot_, lse_r, di, rm, rn, Sq, Skv, scale, CAUSAL):
     return p, p * (dp - di[:, None]) * scale
 
 
+def _kv_start(dka, dva, b, h, rn, rd, Skv, sak, sav, BN, D, ACC):
+    """dK and dV sums of a key block at their start (called inside kernels): zeros, or with ACC
+    the gradients from other paths at dka, dva ((batch, head, row) strides sak, sav)."""
+    if not ACC:
+        return tile.zeros((BN, D), tile.float32), tile.zeros((BN, D), tile.float32)
+    kmask = rn[:, None] < Skv
+    return (tile.load(dka + b * sak[0] + h * sak[1] + rn[:, None] * sak[2] + rd[None, :],
+                      mask=kmask, other=0.0),
+            tile.load(dva + b * sav[0] + h * sav[1] + rn[:, None] * sav[2] + rd[None, :],
+                      mask=kmask, other=0.0))
+
+
+def _kv_sweep_step(q, o, do, lse, b, h, bh, rm, rn, rd, kt, vt, Sq, Skv, scale, CAUSAL, sq, so,
+                   sg, dk_acc, dv_acc):
+    """One query block of a key block's sweep (called inside kernels): the block pair's
+    probabilities and score gradients, added into the dK and dV sums. Returns (ds, dk, dv)."""
+    qt, dot_, lse_r, di = _query_rows(q, o, do, lse, b, h, bh, rm, rd, Sq, sq, so, sg)
+    p, ds = _recompute(qt, kt, vt, dot_, lse_r, di, rm, rn, Sq, Skv, scale, CAUSAL)
+    return ds, tile.dot(tile.trans(ds), qt, dk_acc), tile.dot(tile.trans(p), dot_, dv_acc)
+
+
+def _kv_store(dk, dv, b, h, rn, rd, Skv, sd, dk_acc, dv_acc):
+    """A key block's dK and dV stored (called inside kernels; (batch, head, row) strides sd)."""
+    kmask = rn[:, None] < Skv
+    tile.store(dk + b * sd[0] + h * sd[1] + rn[:, None] * sd[2] + rd[None, :], dk_acc, mask=kmask)
+    tile.store(dv + b * sd[0] + h * sd[1] + rn[:, None] * sd[2] + rd[None, :], dv_acc, mask=kmask)
+
+
 @tile.kernel(do_not_specialize=("Sq", "Skv", "H", "sqb", "sqh", "sqs", "skb", "skh", "sks", "svb",
                                 "svh", "svs", "sob", "soh", "sos", "sgb", "sgh", "sgs", "sdb",
                                 "sdh", "sds", "sakb", "sakh", "saks", "savb", "savh", "savs"))
@@ -142,28 +170,17 @@ def attention_bwd_kv_kernel(q, k, v, o, do, lse, dk, dv, Sq, Skv, H, scale,
     pid_n = tile.program_id(0)
     rd = tile.arange(0, D)
     kt, vt = _key_rows(k, v, b, hk, rn, rd, Skv, (skb, skh, sks), (svb, svh, svs))
-    if ACC:
-        kmask = rn[:, None] < Skv
-        dk_acc = tile.load(dka + b * sakb + h * sakh + rn[:, None] * saks + rd[None, :],
-                           mask=kmask, other=0.0)
-        dv_acc = tile.load(dva + b * savb + h * savh + rn[:, None] * savs + rd[None, :],
-                           mask=kmask, other=0.0)
-    else:
-        dk_acc = tile.zeros((BN, D), tile.float32)
-        dv_acc = tile.zeros((BN, D), tile.float32)
+    dk_acc, dv_acc = _kv_start(dka, dva, b, h, rn, rd, Skv, (sakb, sakh, saks),
+                               (savb, savh, savs), BN, D, ACC)
     lo = 0
     if CAUSAL:  # queries before this key block's first key see none of it
         lo = pid_n * BN // BM * BM
     for m0 in range(lo, Sq, BM):
         rm = m0 + tile.arange(0, BM)
-        qt, dot_, lse_r, di = _query_rows(q, o, do, lse, b, h, bh, rm, rd, Sq, (sqb, sqh, sqs),
-                                          (sob, soh, sos), (sgb, sgh, sgs))
-        p, ds = _recompute(qt, kt, vt, dot_, lse_r, di, rm, rn, Sq, Skv, scale, CAUSAL)
-        dv_acc = tile.dot(tile.trans(p), dot_, dv_acc)
-        dk_acc = tile.dot(tile.trans(ds), qt, dk_acc)
-    kmask = rn[:, None] < Skv
-    tile.store(dk + b * sdb + h * sdh + rn[:, None] * sds + rd[None, :], dk_acc, mask=kmask)
-    tile.store(dv + b * sdb + h * sdh + rn[:, None] * sds + rd[None, :], dv_acc, mask=kmask)
+        _, dk_acc, dv_acc = _kv_sweep_step(q, o, do, lse, b, h, bh, rm, rn, rd, kt, vt, Sq, Skv,
+                                           scale, CAUSAL, (sqb, sqh, sqs), (sob, soh, sos),
+                                           (sgb, sgh, sgs), dk_acc, dv_acc)
+    _kv_store(dk, dv, b, h, rn, rd, Skv, (sdb, sdh, sds), dk_acc, dv_acc)
 
 
 @tile.kernel(do_not_specialize=("Sq", "Skv", "H", "sqb", "sqh", "sqs", "skb", "skh", "sks", "svb",
@@ -191,31 +208,21 @@ def attention_bwd_kernel(q, k, v, o, do, lse, dq, dk, dv, Sq, Skv, H, scale,
     for n0 in range(0, Skv, BN):
         rn = n0 + tile.arange(0, BN)
         kt, vt = _key_rows(k, v, b, hk, rn, rd, Skv, (skb, skh, sks), (svb, svh, svs))
-        kmask = rn[:, None] < Skv
-        if ACC:
-            dk_acc = tile.load(dka + b * sakb + h * sakh + rn[:, None] * saks + rd[None, :],
-                               mask=kmask, other=0.0)
-            dv_acc = tile.load(dva + b * savb + h * savh + rn[:, None] * savs + rd[None, :],
-                               mask=kmask, other=0.0)
-        else:
-            dk_acc = tile.zeros((BN, D), tile.float32)
-            dv_acc = tile.zeros((BN, D), tile.float32)
+        dk_acc, dv_acc = _kv_start(dka, dva, b, h, rn, rd, Skv, (sakb, sakh, saks),
+                                   (savb, savh, savs), BN, D, ACC)
         lo = 0
         if CAUSAL:  # queries before this key block's first key see none of it
             lo = n0 // BM * BM
         for m0 in range(lo, Sq, BM):
             rm = m0 + tile.arange(0, BM)
-            qt, dot_, lse_r, di = _query_rows(q, o, do, lse, b, h, bh, rm, rd, Sq,
-                                              (sqb, sqh, sqs), (sob, soh, sos), (sgb, sgh, sgs))
-            p, ds = _recompute(qt, kt, vt, dot_, lse_r, di, rm, rn, Sq, Skv, scale, CAUSAL)
-            dv_acc = tile.dot(tile.trans(p), dot_, dv_acc)
-            dk_acc = tile.dot(tile.trans(ds), qt, dk_acc)
+            ds, dk_acc, dv_acc = _kv_sweep_step(q, o, do, lse, b, h, bh, rm, rn, rd, kt, vt, Sq,
+                                                Skv, scale, CAUSAL, (sqb, sqh, sqs),
+                                                (sob, soh, sos), (sgb, sgh, sgs), dk_acc, dv_acc)
             qm = rm[:, None] < Sq
             dq_at = dq + b * sqdb + h * sqdh + rm[:, None] * sqds + rd[None, :]
             prev = tile.load(dq_at, mask=qm & (n0 > 0), other=0.0)  # the first key block writes
             tile.store(dq_at, tile.dot(ds, kt, prev), mask=qm)
-        tile.store(dk + b * sdb + h * sdh + rn[:, None] * sds + rd[None, :], dk_acc, mask=kmask)
-        tile.store(dv + b * sdb + h * sdh + rn[:, None] * sds + rd[None, :], dv_acc, mask=kmask)
+        _kv_store(dk, dv, b, h, rn, rd, Skv, (sdb, sdh, sds), dk_acc, dv_acc)
 
 
 @tile.kernel(do_not_specialize=("Sq", "Skv", "H", "sqb", "sqh", "sqs", "skb", "skh", "sks", "svb",
