@@ -11,6 +11,10 @@
 - Elementwise trees: where a value is read by several nodes (a training forward keeps its
   intermediates for the backward), the elementwise nodes after it that need nothing else computed
   later join it, and the group stores every value read outside it in one pass (`tree_group`).
+- Training graphs: FlashAttentionGrad takes the Adds that sum its dK and dV with the key/value
+  cache's gradients (its kernel starts from them) and writes dQ, dK, dV side by side when they
+  reach one Concat through views only; LayerNormalizationGrad takes the Add of the skip path's
+  gradient (added as dX is written).
 - Attention: MatMul(Q, Kᵀ) -> scale -> mask add -> Softmax -> MatMul(·, V) runs as the library's
   attention kernel. The additive mask is looked at once per mask array: a key-padding mask becomes
   the kernel's boolean mask, the causal mask its causal flag (key blocks past the diagonal are
