@@ -473,9 +473,10 @@ static void oc_micro_generic(int K, const float *a, int lda, const float *b, flo
    Mt x Nt: C = A @ B on its first M rows and N columns, zeros on the rest; the products go
    straight to C, which is never read (a GEMM accumulating in its output writes each line of
    it as the first K slab finishes instead of in one burst at the end). With `ow` and `row`
-   (Nt floats), the block starts from `row` in every row instead of zeros (a GEMM's bias): each
-   block of rows is set to it just before its products are added, while its lines are in L1,
-   instead of a pass over the whole block after the product. */
+   (Nt floats), the block starts from `row` in every row instead of zeros (a GEMM's bias): the
+   AVX-512 kernels add it to the products as they store them (a last block of fewer than 12
+   rows, and the other kernels, have their rows set to it first and the products added), so no
+   pass over the whole block follows the product. */
 static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int a_trans,
                           const float *B, int64_t ldb, int b_trans, float *C, int64_t ldc,
                           float *pack, int ow, int Mt, int Nt, const float *row) {
@@ -563,8 +564,9 @@ static void oc_dot_f32_ld(int M, int N, int K, const float *A, int64_t lda, int 
   /* The 12-row blocks bring the K x NR floats after this panel into L1 while they work: for B
      stored as panels, the panel's next K slab, which the next dot call reads (weights stream
      from memory). Each block takes its share (pfs floats per k), so the loads overlap the
-     blocks that find this panel in L1 already. A prefetch never faults. */
-  if (row && lvl != 2) {  /* no AVX-512 kernels: the rows set to `row` first, the products added */
+     blocks that find this panel in L1 already. A prefetch never faults. Without AVX-512 the
+     rows are set to `row` first and the products added. */
+  if (row && lvl != 2) {
     for (int r = 0; r < M; r++) memcpy(C + (size_t)r * ldc, row, sizeof(float) * (size_t)N);
     ow = 0;
   }
