@@ -596,9 +596,11 @@ def test_attention_backward_absorbs_the_cache_gradients(later):
     _check_all(g, feeds, rtol=1e-4, atol=1e-4)
 
 
-def test_layer_norm_backward_absorbs_the_skip_gradient():
+@pytest.mark.parametrize("scale", [True, False])
+def test_layer_norm_backward_absorbs_the_skip_gradient(scale):
     """A residual block's backward: the gradient through the norm (LayerNormalizationGrad's dX)
-    meets the skip path's in an Add; the kernel adds it as it writes dX (one step)."""
+    meets the skip path's in an Add; the kernel adds it as it writes dX (one step), with or
+    without the scale input."""
     from opencann.ops.registry import OPENCANN_DOMAIN
 
     g = Graph("ln_bwd", {"": 18, OPENCANN_DOMAIN: 1})
@@ -606,8 +608,8 @@ def test_layer_norm_backward_absorbs_the_skip_gradient():
     w = g.add_input("w", TensorType(F32, (32,)))
     b = _const(g, "b", rng.standard_normal(32))
     _, mean, rstd = g.add_node("LayerNormalization", [x, w, b], ["y", "mean", "rstd"], {"axis": -1})
-    dx, dw, db = g.add_node("LayerNormalizationGrad", [dy, x, mean, rstd, w], ["dx", "dw", "db"],
-                            {"axis": -1}, domain=OPENCANN_DOMAIN)
+    dx, dw, db = g.add_node("LayerNormalizationGrad", [dy, x, mean, rstd] + ([w] if scale else []),
+                            ["dx", "dw", "db"], {"axis": -1}, domain=OPENCANN_DOMAIN)
     (s,) = g.add_node("Add", [skip, dx], ["s"])
     g.outputs = [s, dw, db]
     _typed(g)

@@ -260,11 +260,9 @@ def layer_norm_grad_lowering(node: Node, attrs: dict, add: Value | None = None):
         return "statistics or scale are not float32"
     has_w = len(node.inputs) > 4 and node.inputs[4] is not None
 
-    if add is not None and not has_w:
-        return "an added gradient needs the scale input"
-
-    def fn(dy, x, mean, rstd, w=None, extra=None):
-        return norm_k.layer_norm_backward(dy, x, mean, rstd, w if has_w else None, add=extra)
+    def fn(dy, x, mean, rstd, *rest):  # rest: the scale when given, then the added gradient
+        return norm_k.layer_norm_backward(dy, x, mean, rstd, rest[0] if has_w else None,
+                                          add=rest[-1] if add is not None else None)
 
     return Lowered(fn, ins + ([add] if add is not None else []), "layer_norm_grad",
                    outputs=min(3, len(node.outputs)))
